@@ -1,0 +1,7 @@
+"""``python -m kubellm`` runs the CLI."""
+
+import sys
+
+from kubellm.cli import main
+
+sys.exit(main())

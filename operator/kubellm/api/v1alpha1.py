@@ -1,0 +1,463 @@
+"""kubellm.io/v1alpha1: ``LLMDeployment`` (namespaced, shortName llmd) and ``LicensePolicy``
+(cluster-scoped), as pydantic models.
+
+Field docstrings (``description=``) become the CRD's descriptions, so ``kubectl explain`` shows
+them. Python names are snake_case; the wire names are camelCase (``by_alias=True``).
+Cross-field rules are expressed twice on purpose: as CEL ``x-kubernetes-validations`` in the CRD
+(the apiserver refuses bad objects at ``kubectl apply``) and as pydantic validators (``kubellm
+plan`` refuses the same files offline). ``CEL_RULES`` below holds the CEL side.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic.alias_generators import to_camel
+
+GROUP = "kubellm.io"
+VERSION = "v1alpha1"
+API_VERSION = f"{GROUP}/{VERSION}"
+
+Quantization = Literal[
+    "auto",  # from the checkpoint's quantization_config / file format; none when unquantized
+    "none",  # serve the checkpoint dtype (bf16/fp16)
+    "fp8",  # on-the-fly FP8 (or an FP8 checkpoint)
+    "awq",
+    "gptq",
+    "gguf",
+    "bitsandbytes",
+    "compressed-tensors",
+    "mxfp4",
+]
+Runtime = Literal["auto", "vllm", "tgi"]
+KvCacheDtype = Literal["auto", "fp8"]
+LicenseClass = Literal["permissive", "restrictive-community", "research-only", "unknown"]
+Openness = Literal["open-source", "open-weight", "unknown"]
+Decision = Literal["Allowed", "AllowedWithWarnings", "Denied"]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        populate_by_name=True,
+        extra="forbid",
+        frozen=False,
+    )
+
+    def dump(self) -> dict[str, Any]:
+        """The wire form: camelCase, without unset optional fields."""
+        return self.model_dump(by_alias=True, exclude_none=True, mode="json")
+
+
+class SecretKeyRef(_Model):
+    """A key of a Secret in the LLMDeployment's namespace."""
+
+    name: str = Field(description="Name of the Secret.", min_length=1, max_length=253)
+    key: str = Field(default="HF_TOKEN", description="Key in the Secret that holds the value.")
+
+
+class ModelSpec(_Model):
+    """Which model to serve, and facts declared for air-gapped use."""
+
+    repo: str = Field(
+        description=(
+            "Hugging Face Hub repo id, e.g. meta-llama/Llama-3.1-8B-Instruct "
+            "(or the id of a repo in the offline cache / mirror)."
+        ),
+        min_length=1,
+        max_length=200,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)?$",
+    )
+    revision: str = Field(
+        default="main",
+        description="Branch, tag or 40-hex commit sha. Pin a sha in production: licences change.",
+        min_length=1,
+        max_length=255,
+    )
+    file: str | None = Field(
+        default=None,
+        description="For GGUF repos: the one .gguf file to serve (e.g. model-Q4_K_M.gguf).",
+    )
+    license: str | None = Field(
+        default=None,
+        description=(
+            "Declared Hub licence id (apache-2.0, llama3.1, other, ...), used when the Hub and "
+            "the cache cannot tell (air-gapped). Reported as declared in status."
+        ),
+    )
+    license_name: str | None = Field(
+        default=None,
+        description="Declared license_name for license=other (e.g. qwen, mrl, tongyi-qianwen).",
+    )
+    parameters: int | str | None = Field(
+        default=None,
+        description=(
+            "Declared parameter count when no checkpoint metadata is available: an integer or a "
+            "string such as 8B, 70.6B, 560M."
+        ),
+    )
+    base_model: str | None = Field(
+        default=None,
+        description="Declared base model repo id (for licence inheritance) when the card has none.",
+    )
+
+    @field_validator("parameters")
+    @classmethod
+    def _parameters(cls, value: int | str | None) -> int | str | None:
+        if value is not None:
+            parse_parameters(value)
+        return value
+
+
+def parse_parameters(value: int | str) -> int:
+    """``8B`` -> 8_000_000_000; ``560M`` -> 560_000_000; ``7000000000`` -> 7_000_000_000."""
+    if isinstance(value, int):
+        if value <= 0:
+            raise ValueError("parameters must be positive")
+        return value
+    text = value.strip().upper().replace("_", "")
+    scale = {"K": 10**3, "M": 10**6, "B": 10**9, "T": 10**12}
+    try:
+        if text and text[-1] in scale:
+            number = float(text[:-1]) * scale[text[-1]]
+        else:
+            number = float(text)
+    except ValueError:
+        raise ValueError(
+            f"parameters {value!r} is not a number; write it like 8B, 70.6B or 560M"
+        ) from None
+    if number <= 0:
+        raise ValueError("parameters must be positive")
+    return int(round(number))
+
+
+class ContextSpec(_Model):
+    """Context length and concurrency: together they size the KV cache."""
+
+    max_model_len: int | Literal["auto"] = Field(
+        default="auto",
+        description=(
+            "Maximum tokens per sequence (prompt + output). auto: the largest that fits the "
+            "chosen GPUs for the requested concurrency, capped at the model's "
+            "max_position_embeddings. An explicit value is checked and refused with numbers if "
+            "it cannot fit."
+        ),
+    )
+    concurrency: int = Field(
+        default=1,
+        ge=1,
+        le=4096,
+        description="Sequences of max_model_len that must fit in the KV cache at once.",
+    )
+    kv_cache_dtype: KvCacheDtype = Field(
+        default="auto",
+        description="KV cache dtype: auto (the model dtype) or fp8 (half the memory).",
+    )
+
+    @field_validator("max_model_len")
+    @classmethod
+    def _len(cls, value: int | str) -> int | str:
+        if isinstance(value, int) and not 16 <= value <= 10_485_760:
+            raise ValueError("maxModelLen must be between 16 and 10485760, or auto")
+        return value
+
+
+class GpuSpec(_Model):
+    """Which GPUs, how many, and how much of their memory vLLM/TGI may use."""
+
+    type: str = Field(
+        default="auto",
+        description=(
+            "auto (the cheapest fitting GPU the cluster has), a GPU Feature Discovery product "
+            "label (nvidia.com/gpu.product, e.g. NVIDIA-L4, NVIDIA-H100-80GB-HBM3) or an alias "
+            "(l4, h100, a100-80gb, ...)."
+        ),
+        min_length=1,
+    )
+    count: int | Literal["auto"] = Field(
+        default="auto",
+        description="GPUs per replica: auto (the smallest valid count) or 1, 2, 4, 8, 16, ...",
+    )
+    memory_utilization: float = Field(
+        default=0.9,
+        gt=0.1,
+        le=0.99,
+        description="Fraction of each GPU's memory the runtime may use (vLLM --gpu-memory-utilization).",
+    )
+
+    @field_validator("count")
+    @classmethod
+    def _count(cls, value: int | str) -> int | str:
+        if isinstance(value, int) and value < 1:
+            raise ValueError("gpu.count must be at least 1, or auto")
+        return value
+
+
+class CacheSpec(_Model):
+    """The shared model cache: one PVC per (repo, revision, files), shared by deployments."""
+
+    enabled: bool = Field(
+        default=True,
+        description="Download the model once into a shared PVC and serve it offline from there.",
+    )
+    storage_class_name: str | None = Field(
+        default=None, description="StorageClass of the cache PVC (default: the cluster default)."
+    )
+    size: str = Field(
+        default="auto",
+        description="PVC size: auto (weight bytes plus margin) or a quantity such as 200Gi.",
+        pattern=r"^(auto|[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|Pi|k|M|G|T|P)?)$",
+    )
+    access_mode: Literal["ReadWriteOnce", "ReadWriteMany", "ReadOnlyMany"] = Field(
+        default="ReadWriteOnce",
+        description="Access mode of the cache PVC (ReadWriteMany to share across nodes).",
+    )
+
+
+class LLMDeploymentSpec(_Model):
+    """The desired state of an LLM serving deployment."""
+
+    model: ModelSpec = Field(description="The model to serve.")
+    quantization: Quantization = Field(
+        default="auto",
+        description=(
+            "auto: follow the checkpoint (its quantization_config or GGUF format; none when "
+            "unquantized); or an explicit method."
+        ),
+    )
+    runtime: Runtime = Field(
+        default="auto",
+        description="Serving runtime: vllm, tgi, or auto (chosen by quantization and support).",
+    )
+    replicas: int = Field(default=1, ge=0, le=1000, description="Serving replicas.")
+    context: ContextSpec = Field(default_factory=ContextSpec, description="Context and concurrency.")
+    gpu: GpuSpec = Field(default_factory=GpuSpec, description="GPU type, count and utilization.")
+    cache: CacheSpec = Field(default_factory=CacheSpec, description="Shared model cache.")
+    hub_token_secret_ref: SecretKeyRef | None = Field(
+        default=None,
+        description="Secret with a Hugging Face token (needed for gated repos such as meta-llama).",
+    )
+    served_model_name: str | None = Field(
+        default=None,
+        description="Name clients use in OpenAI requests (default: the repo id).",
+    )
+    image: str | None = Field(default=None, description="Override the runtime image.")
+    args: list[str] = Field(
+        default_factory=list, description="Extra runtime arguments, appended after kubellm's."
+    )
+    env: list[dict[str, Any]] = Field(
+        default_factory=list,
+        description="Extra environment variables (core/v1 EnvVar objects) for the server.",
+        json_schema_extra={"x-kubernetes-preserve-unknown-fields": True},
+    )
+    resources: dict[str, Any] | None = Field(
+        default=None,
+        description="core/v1 ResourceRequirements merged over kubellm's (GPU limits are kubellm's).",
+        json_schema_extra={"x-kubernetes-preserve-unknown-fields": True},
+    )
+    node_selector: dict[str, str] = Field(
+        default_factory=dict, description="Extra node selector labels for the serving pods."
+    )
+    tolerations: list[dict[str, Any]] = Field(
+        default_factory=list,
+        description="Extra tolerations (core/v1 Toleration) for the serving pods.",
+        json_schema_extra={"x-kubernetes-preserve-unknown-fields": True},
+    )
+
+    @model_validator(mode="after")
+    def _cross_field(self) -> LLMDeploymentSpec:
+        if self.quantization == "gguf" and self.runtime == "tgi":
+            raise ValueError(
+                "runtime tgi cannot serve quantization gguf (use runtime vllm or auto)"
+            )
+        return self
+
+
+class Condition(_Model):
+    """A Kubernetes condition (metav1.Condition)."""
+
+    type: str = Field(description="LicenseApproved, Sized, CacheReady, Available or Ready.")
+    status: Literal["True", "False", "Unknown"] = Field(description="True, False or Unknown.")
+    reason: str = Field(description="CamelCase reason.")
+    message: str = Field(default="", description="Human-readable explanation.")
+    last_transition_time: str = Field(description="When the status last changed (RFC 3339).")
+    observed_generation: int | None = Field(
+        default=None, description="The .metadata.generation the condition was computed for."
+    )
+
+
+class LicenseReason(_Model):
+    """One machine-readable reason of a licence decision."""
+
+    rule: str = Field(description="The rule that fired, e.g. commercialUse, jurisdiction.")
+    effect: Literal["deny", "warn", "allow", "info"] = Field(description="What the rule did.")
+    message: str = Field(description="What the rule found, with the fact it used.")
+    fact: str | None = Field(default=None, description="The fact and its source.")
+
+
+class LicenseDecisionStatus(_Model):
+    """The licence decision as recorded in status."""
+
+    id: str | None = Field(default=None, description="Effective Hub licence id.")
+    name: str | None = Field(default=None, description="license_name for license=other.")
+    class_: LicenseClass = Field(alias="class", description="Licence class.")
+    decision: Decision = Field(description="Allowed, AllowedWithWarnings or Denied.")
+    allowed: bool = Field(description="Whether serving pods may run.")
+    openness: Openness = Field(default="unknown", description="open-source or open-weight.")
+    policy: str | None = Field(default=None, description="The LicensePolicy that decided.")
+    reasons: list[LicenseReason] = Field(default_factory=list, description="Why.")
+    obligations: list[str] = Field(
+        default_factory=list, description="Attribution strings, notices, use policies to honour."
+    )
+    declared: bool = Field(
+        default=False, description="True when the licence came from spec.model, not the Hub."
+    )
+
+
+class SizingStatus(_Model):
+    """The GPU sizing breakdown (GiB per GPU unless named otherwise)."""
+
+    fits: bool = Field(description="Whether a configuration fits the inventory.")
+    gpu_type: str | None = Field(default=None, description="Chosen nvidia.com/gpu.product.")
+    gpus_per_replica: int | None = Field(default=None, description="GPUs per serving replica.")
+    tensor_parallel_size: int | None = Field(default=None, description="Tensor parallel degree.")
+    pipeline_parallel_size: int | None = Field(default=None, description="Pipeline stages (nodes).")
+    max_model_len: int | None = Field(default=None, description="Context length to serve.")
+    concurrency: int | None = Field(default=None, description="Sequences of maxModelLen that fit.")
+    quantization: str | None = Field(default=None, description="Effective quantization.")
+    weights_gi_b: float | None = Field(
+        default=None, alias="weightsGiB", description="Weights per GPU."
+    )
+    kv_cache_gi_b: float | None = Field(
+        default=None, alias="kvCacheGiB", description="KV cache per GPU."
+    )
+    overhead_gi_b: float | None = Field(
+        default=None, alias="overheadGiB", description="Activations, CUDA context per GPU."
+    )
+    per_gpu_gi_b: float | None = Field(
+        default=None, alias="perGpuGiB", description="Total needed per GPU."
+    )
+    gpu_memory_gi_b: float | None = Field(
+        default=None, alias="gpuMemoryGiB", description="Usable memory per GPU."
+    )
+    message: str | None = Field(default=None, description="The sizing explained in one sentence.")
+
+
+class CacheStatus(_Model):
+    key: str | None = Field(default=None, description="Content address of the cache.")
+    pvc_name: str | None = Field(default=None, description="The shared cache PVC.")
+    job_name: str | None = Field(default=None, description="The download Job.")
+    size: str | None = Field(default=None, description="PVC size.")
+
+
+class LLMDeploymentStatus(_Model):
+    """Observed state, written by the operator only."""
+
+    observed_generation: int | None = Field(default=None, description="Last reconciled generation.")
+    conditions: list[Condition] = Field(default_factory=list, description="Per-stage conditions.")
+    license: LicenseDecisionStatus | None = Field(default=None, description="Licence decision.")
+    sizing: SizingStatus | None = Field(default=None, description="GPU sizing breakdown.")
+    cache: CacheStatus | None = Field(default=None, description="The shared model cache in use.")
+    runtime: str | None = Field(default=None, description="Effective runtime (vllm or tgi).")
+    resolved_revision: str | None = Field(default=None, description="Commit sha being served.")
+    endpoint: str | None = Field(
+        default=None, description="In-cluster OpenAI-compatible base URL (…/v1)."
+    )
+    replicas: int | None = Field(default=None, description="Serving pods (scale subresource).")
+    ready_replicas: int | None = Field(default=None, description="Ready serving pods.")
+    selector: str | None = Field(default=None, description="Label selector of the serving pods.")
+    gpus: int | None = Field(default=None, description="GPUs per replica (printer column).")
+    ready: str | None = Field(default=None, description="Ready condition status (printer column).")
+    reason: str | None = Field(default=None, description="Ready condition reason (printer column).")
+
+
+class ObjectMeta(_Model):
+    model_config = ConfigDict(extra="allow", populate_by_name=True)
+    name: str | None = None
+    namespace: str | None = None
+    generation: int | None = None
+    uid: str | None = None
+    labels: dict[str, str] = Field(default_factory=dict)
+    annotations: dict[str, str] = Field(default_factory=dict)
+
+
+class LLMDeployment(_Model):
+    model_config = ConfigDict(extra="ignore", populate_by_name=True, alias_generator=to_camel)
+    api_version: Literal["kubellm.io/v1alpha1"] = API_VERSION
+    kind: Literal["LLMDeployment"] = "LLMDeployment"
+    metadata: ObjectMeta = Field(default_factory=ObjectMeta)
+    spec: LLMDeploymentSpec
+    status: LLMDeploymentStatus | None = None
+
+
+class LicenseException(_Model):
+    """A model the policy allows despite its rules (e.g. after a legal sign-off)."""
+
+    model: str = Field(
+        description="Repo id, or a glob such as meta-llama/* (fnmatch).", min_length=1
+    )
+    reason: str = Field(description="Why (who signed off, ticket).", min_length=1)
+    expires: str | None = Field(default=None, description="Optional expiry date (YYYY-MM-DD).")
+
+
+class LicensePolicySpec(_Model):
+    """What this organisation may run. Several policies may exist; each covers some namespaces."""
+
+    mode: Literal["Enforce", "Warn"] = Field(
+        default="Enforce", description="Enforce: denied models get no pods. Warn: deploy, warn."
+    )
+    namespaces: list[str] = Field(
+        default_factory=list,
+        description="Namespaces covered (globs allowed); empty covers every namespace.",
+    )
+    allowed_classes: list[LicenseClass] = Field(
+        default_factory=lambda: ["permissive", "restrictive-community"],
+        description="Licence classes allowed.",
+    )
+    allowed_licenses: list[str] = Field(
+        default_factory=list, description="Hub licence ids always allowed (unless denied)."
+    )
+    denied_licenses: list[str] = Field(
+        default_factory=list, description="Hub licence ids always denied."
+    )
+    commercial_use: bool = Field(
+        default=True, description="The deployment is for commercial use (denies non-commercial)."
+    )
+    jurisdiction: str | None = Field(
+        default=None,
+        description="Licensee domicile as ISO code or region (EU, UK, KR, US, ...).",
+    )
+    monthly_active_users: int | None = Field(
+        default=None, ge=0, description="Declared scale, compared with licence user thresholds."
+    )
+    require_open_source: bool = Field(
+        default=False, description="Only models with open weights, data and code."
+    )
+    allow_gated: bool = Field(default=True, description="Allow gated repos.")
+    unknown_license: Literal["Deny", "Warn"] = Field(
+        default="Deny", description="What to do when the licence cannot be determined."
+    )
+    exceptions: list[LicenseException] = Field(
+        default_factory=list, description="Models allowed despite the rules."
+    )
+
+
+class LicensePolicy(_Model):
+    model_config = ConfigDict(extra="ignore", populate_by_name=True, alias_generator=to_camel)
+    api_version: Literal["kubellm.io/v1alpha1"] = API_VERSION
+    kind: Literal["LicensePolicy"] = "LicensePolicy"
+    metadata: ObjectMeta = Field(default_factory=ObjectMeta)
+    spec: LicensePolicySpec = Field(default_factory=LicensePolicySpec)
+
+
+# CEL rules mirrored into the CRD (path in the spec -> rules). Keep in step with the validators.
+CEL_RULES: dict[str, list[dict[str, str]]] = {
+    "LLMDeployment.spec": [
+        {
+            "rule": "!(self.quantization == 'gguf' && self.runtime == 'tgi')",
+            "message": "runtime tgi cannot serve quantization gguf (use runtime vllm or auto)",
+            "fieldPath": ".runtime",
+        },
+    ],
+}

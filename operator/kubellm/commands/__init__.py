@@ -1,0 +1,1 @@
+"""Sub-commands of the ``kubellm`` CLI, one module each (``register(subparsers)``)."""
