@@ -12,6 +12,19 @@ from kubellm.api.v1alpha1 import SizingStatus
 
 
 @dataclass(frozen=True)
+class GpuType:
+    """One GPU model from the catalogue (``data/gpus.yaml``)."""
+
+    product: str  # canonical nvidia.com/gpu.product, e.g. NVIDIA-H100-80GB-HBM3
+    memory_gib: float  # physical memory
+    compute_capability: tuple[int, int]  # (8, 9) Ada, (9, 0) Hopper, (8, 0) Ampere, (7, 5) Turing
+    aliases: tuple[str, ...] = ()  # short names users may write: h100, l4, a100-80gb
+    products: tuple[str, ...] = ()  # other label spellings that mean this GPU
+    relative_cost: float = 1.0  # to order equally small options (cheaper first)
+    source: str = ""
+
+
+@dataclass(frozen=True)
 class NodePool:
     """Identical GPU nodes: ``nodes`` nodes with ``gpus_per_node`` GPUs of ``gpu_product`` each.
 
