@@ -93,7 +93,9 @@ class ModelFacts:
     repo: str
     revision: str = "main"
     sha: str | None = None  # the resolved 40-hex commit, when known
-    license: str | None = None  # Hub licence id (card ``license``), e.g. apache-2.0, llama3.1, other
+    license: str | None = (
+        None  # Hub licence id (card ``license``), e.g. apache-2.0, llama3.1, other
+    )
     license_name: str | None = None  # card ``license_name`` when license is ``other``
     license_link: str | None = None
     tags: tuple[str, ...] = ()

@@ -1,26 +1,41 @@
 """The planner: facts + policy + inventory -> Plan (pure).
 
 The same function serves ``kubellm plan`` and the operator, so what plan prints is what the
-operator does.
+operator does. Steps, in order; the first that refuses decides the refusal reason:
+
+1. licence: the LicensePolicy covering the namespace decides (``kubellm.license``);
+2. quantization: resolve ``auto`` from the checkpoint (``kubellm.sizing.resolve_quant``);
+3. runtime: explicit, or chosen by quantization (``kubellm.runtimes.choose_runtime``);
+4. sizing against the inventory (``kubellm.sizing.size``);
+5. runtime x quantization x GPU support check;
+6. objects: the shared cache (PVC + download Job) and the serving Deployment + Service.
+
+A denied (Enforce) or unfit deployment gets no objects at all: nothing half-created.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import date
 from typing import Any
 
+from kubellm.api.v1alpha1 import LicensePolicy, LLMDeployment
+from kubellm.errors import PermanentError
 from kubellm.facts import ModelFacts
-from kubellm.sizing.types import SizingResult
+from kubellm.sizing.types import Inventory, Quant, SizingResult
 
 
 @dataclass(frozen=True)
 class Plan:
     """What to do for one LLMDeployment.
 
-    ``deployable`` is False when the licence denies (Enforce) or nothing fits or the spec is
-    unsupported; then ``objects`` holds no serving objects and ``refusal`` says why.
-    ``objects`` are complete manifests (dicts) in apply order: PVC, download Job, Deployment,
-    Service. Owner references are left to the caller (the operator knows the owner's uid).
+    ``deployable`` is False when the licence denies (Enforce), nothing fits, or the spec is
+    invalid/unsupported; then ``objects`` is empty and ``refusal`` says why (with numbers).
+    ``cache_objects`` (PVC, download Job) and ``serving_objects`` (Deployment, Service) are
+    complete manifests without ownerReferences (the operator adds them). ``objects`` is what to
+    apply now: the cache objects, plus the serving objects unless the caller said the cache is
+    not complete yet.
     """
 
     name: str
@@ -29,8 +44,12 @@ class Plan:
     license: Any  # kubellm.license.LicenseDecision
     sizing: SizingResult | None
     runtime: str | None
+    quant: Quant | None = None
+    cache_objects: tuple[dict[str, Any], ...] = ()
+    serving_objects: tuple[dict[str, Any], ...] = ()
     objects: tuple[dict[str, Any], ...] = ()
     cache_key: str | None = None
+    cache: Any = None  # kubellm.cache.CacheRef
     refusal_reason: str | None = None  # CamelCase condition reason
     refusal: str | None = None  # human sentence with numbers
     warnings: tuple[str, ...] = field(default=())
@@ -38,3 +57,104 @@ class Plan:
     @property
     def deployable(self) -> bool:
         return self.refusal is None
+
+
+def plan_deployment(
+    llmd: LLMDeployment,
+    facts: ModelFacts,
+    policies: Sequence[LicensePolicy],
+    inventory: Inventory,
+    *,
+    cache_complete: bool | None = None,
+    today: date | None = None,
+    image: str | None = None,
+) -> Plan:
+    """Decide everything for one LLMDeployment; never raises for user errors.
+
+    ``cache_complete``: None (plan: show everything), True (operator: the download finished),
+    False (operator: hold the serving objects back until the cache is ready).
+    """
+    from kubellm import cache as cache_mod
+    from kubellm import license as license_mod
+    from kubellm import runtimes, sizing
+
+    name = llmd.metadata.name or "unnamed"
+    namespace = llmd.metadata.namespace or "default"
+    spec = llmd.spec
+    policy = license_mod.select_policy(policies, namespace)
+    decision = license_mod.decide(facts, policy, today=today)
+    warnings = tuple(r.message for r in decision.reasons if getattr(r, "effect", "") == "warn")
+    base = Plan(
+        name=name,
+        namespace=namespace,
+        facts=facts,
+        license=decision,
+        sizing=None,
+        runtime=None,
+        warnings=warnings,
+    )
+
+    try:
+        quant = sizing.resolve_quant(spec, facts)
+        runtime_name = (
+            spec.runtime if spec.runtime != "auto" else runtimes.choose_runtime(spec, quant, None)
+        )
+        runtime = runtimes.get_runtime(runtime_name)
+        result = sizing.size(facts, spec, inventory, runtime=runtime_name)
+    except PermanentError as exc:
+        return _refuse(base, exc.reason, exc.message)
+    base = _replace(base, sizing=result, runtime=runtime_name, quant=quant)
+
+    if not decision.allowed:
+        denials = [r.message for r in decision.reasons if getattr(r, "effect", "") == "deny"]
+        return _refuse(base, "LicenseDenied", "; ".join(denials) or "denied by licence policy")
+    if not result.fits:
+        return _refuse(base, "DoesNotFit", result.message)
+
+    gpu = sizing.lookup_gpu(result.gpu_type) if result.gpu_type else None
+    try:
+        runtime.supports(quant, gpu)
+        cache_ref = None
+        cache_objects: tuple[dict[str, Any], ...] = ()
+        if spec.cache.enabled:
+            operator_image = image or cache_mod.default_image()
+            cache_ref = cache_mod.plan_cache(namespace, facts, quant, spec, image=operator_image)
+            cache_objects = (
+                cache_mod.render_pvc(cache_ref, namespace, spec),
+                cache_mod.render_download_job(
+                    cache_ref, namespace, facts, spec, image=operator_image
+                ),
+            )
+        ctx = runtimes.RenderContext(
+            name=name, namespace=namespace, spec=spec, facts=facts, sizing=result, cache=cache_ref
+        )
+        serving = tuple(runtime.render(ctx))
+    except PermanentError as exc:
+        return _refuse(base, exc.reason, exc.message)
+
+    objects = cache_objects + (serving if cache_complete is not False else ())
+    return _replace(
+        base,
+        cache_objects=cache_objects,
+        serving_objects=serving,
+        objects=objects,
+        cache_key=cache_ref.key if cache_ref else None,
+        cache=cache_ref,
+    )
+
+
+def _replace(plan: Plan, **changes: Any) -> Plan:
+    from dataclasses import replace
+
+    return replace(plan, **changes)
+
+
+def _refuse(plan: Plan, reason: str, message: str) -> Plan:
+    return _replace(
+        plan,
+        refusal_reason=reason,
+        refusal=message,
+        objects=(),
+        cache_objects=(),
+        serving_objects=(),
+    )

@@ -1,0 +1,230 @@
+"""``kubellm plan``: the offline twin of the operator.
+
+For each LLMDeployment in the input it resolves the model facts (Hub, mirror via HF_ENDPOINT, or
+the offline cache with HF_HUB_OFFLINE=1), applies the licence policy, sizes against the inventory
+and prints the decision and the objects the operator would create. Exit code 0 when every
+deployment is allowed and fits, 1 otherwise, 2 on bad input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+EPILOG = """\
+examples:
+  kubellm plan -f examples/llama-3.1-8b-l4.yaml
+  kubellm plan -f examples/ --policy examples/licensepolicy.yaml -o json
+  cat my.yaml | kubellm plan -f - --inventory examples/inventory.yaml
+  kubellm plan -f my.yaml --kubeconfig ~/.kube/config     # size against the cluster's GPUs
+
+environment: HF_ENDPOINT (mirror), HF_TOKEN (gated repos), HF_HUB_OFFLINE=1 (cache only),
+HF_HOME / HF_HUB_CACHE (cache location), as every huggingface_hub program.
+"""
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser(
+        "plan",
+        help="dry-run: licence decision, GPU sizing and objects for LLMDeployments",
+        description=__doc__,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument(
+        "-f",
+        "--filename",
+        action="append",
+        required=True,
+        metavar="FILE|DIR|-",
+        help="manifest file, directory of *.yaml, or - for stdin (repeatable)",
+    )
+    p.add_argument(
+        "--policy",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="LicensePolicy manifest(s); policies inside -f files count too",
+    )
+    src = p.add_mutually_exclusive_group()
+    src.add_argument(
+        "--inventory",
+        metavar="FILE",
+        help="node pools [{gpuProduct, gpusPerNode, nodes}] (default: every "
+        "catalogue GPU, one node of 8)",
+    )
+    src.add_argument(
+        "--kubeconfig", metavar="PATH", help="size against the GPUs of this cluster's Nodes"
+    )
+    p.add_argument("-o", "--output", choices=("text", "yaml", "json"), default="text")
+    p.add_argument(
+        "--show-objects", action="store_true", help="in text output, also print the manifests"
+    )
+    p.set_defaults(func=run)
+
+
+def _read_sources(names: list[str]) -> list[tuple[str, str]]:
+    from kubellm.errors import SpecError
+
+    out: list[tuple[str, str]] = []
+    for name in names:
+        if name == "-":
+            out.append(("<stdin>", sys.stdin.read()))
+            continue
+        path = Path(name)
+        if path.is_dir():
+            files = sorted([*path.glob("*.yaml"), *path.glob("*.yml")])
+            out.extend((str(f), f.read_text()) for f in files)
+        elif path.is_file():
+            out.append((str(path), path.read_text()))
+        else:
+            raise SpecError(f"-f {name}", "no such file or directory")
+    return out
+
+
+def load_inventory(args: argparse.Namespace) -> Any:
+    from kubellm import sizing
+    from kubellm.errors import SpecError
+
+    if args.inventory:
+        import yaml
+
+        path = Path(args.inventory)
+        if not path.is_file():
+            raise SpecError(f"--inventory {args.inventory}", "no such file")
+        try:
+            data = yaml.safe_load(path.read_text())
+        except yaml.YAMLError as exc:
+            raise SpecError(f"--inventory {args.inventory}", f"not valid YAML: {exc}") from None
+        return sizing.inventory_from_file(data, source=f"file:{path}")
+    if args.kubeconfig:
+        return _cluster_inventory(args.kubeconfig)
+    return sizing.default_inventory()
+
+
+def _cluster_inventory(kubeconfig: str) -> Any:
+    """Nodes and pods of a live cluster -> Inventory (read-only: list nodes, list pods)."""
+    from kubernetes import client, config
+
+    from kubellm import sizing
+    from kubellm.errors import ClusterError
+
+    try:
+        api_client = config.new_client_from_config(config_file=kubeconfig)
+        core = client.CoreV1Api(api_client)
+        nodes = core.list_node(_request_timeout=10).items
+        pods = core.list_pod_for_all_namespaces(
+            field_selector="status.phase!=Succeeded,status.phase!=Failed", _request_timeout=10
+        ).items
+    except Exception as exc:  # any client/transport error: say which cluster and why
+        raise ClusterError(
+            f"cannot read Nodes/Pods with --kubeconfig {kubeconfig}: {exc}"
+        ) from None
+    to_dict = api_client.sanitize_for_serialization
+    return sizing.inventory_from_nodes([to_dict(n) for n in nodes], [to_dict(p) for p in pods])
+
+
+def build_report(plan: Any) -> dict[str, Any]:
+    """The JSON document for one deployment (``-o json``)."""
+    facts = plan.facts
+    lic = plan.license.to_dict() if plan.license is not None else None
+    sizing = None
+    if plan.sizing is not None:
+        sizing = plan.sizing.to_status().model_dump(by_alias=True, mode="json")
+        sizing["considered"] = list(plan.sizing.considered)
+    return {
+        "name": plan.name,
+        "namespace": plan.namespace,
+        "model": {
+            "repo": facts.repo,
+            "revision": facts.revision,
+            "sha": facts.sha,
+            "source": facts.source,
+            "declared": list(facts.declared),
+        },
+        "license": lic,
+        "sizing": sizing,
+        "runtime": plan.runtime,
+        "deployable": plan.deployable,
+        "refusal": (
+            {"reason": plan.refusal_reason, "message": plan.refusal} if plan.refusal else None
+        ),
+        "warnings": list(plan.warnings),
+        "cacheKey": plan.cache_key,
+        "objects": list(plan.objects),
+    }
+
+
+def run(args: argparse.Namespace) -> int:
+    from kubellm.errors import KubellmError
+    from kubellm.manifests import Manifests, parse_documents
+    from kubellm.planner import plan_deployment
+
+    manifests = Manifests()
+    for source, text in _read_sources(args.filename) + _read_sources(args.policy):
+        parsed = parse_documents(text, source)
+        manifests.deployments += parsed.deployments
+        manifests.policies += parsed.policies
+    if not manifests.deployments:
+        from kubellm.errors import SpecError
+
+        raise SpecError("-f", "no LLMDeployment found in the input")
+    inventory = load_inventory(args)
+
+    from kubellm.modelinfo import FactsResolver
+
+    resolver = FactsResolver()
+    reports: list[dict[str, Any]] = []
+    plans = []
+    ok = True
+    for llmd in manifests.deployments:
+        spec = llmd.spec
+        try:
+            facts = resolver.resolve(
+                spec.model.repo,
+                spec.model.revision,
+                declared=spec.model,
+                gguf_file=spec.model.file,
+            )
+        except KubellmError as exc:
+            ok = False
+            reports.append(_facts_failure(llmd, exc))
+            plans.append(None)
+            continue
+        plan = plan_deployment(llmd, facts, manifests.policies, inventory)
+        ok = ok and plan.deployable
+        plans.append(plan)
+        reports.append(build_report(plan))
+
+    if args.output == "json":
+        doc: Any = reports[0] if len(reports) == 1 else reports
+        print(json.dumps(doc, indent=2, sort_keys=False))
+    elif args.output == "yaml":
+        import yaml
+
+        print(yaml.safe_dump_all(reports, sort_keys=False), end="")
+    else:
+        from kubellm.commands.plan_text import render_text
+
+        render_text(reports, inventory, show_objects=args.show_objects)
+    return 0 if ok else 1
+
+
+def _facts_failure(llmd: Any, exc: Exception) -> dict[str, Any]:
+    reason = getattr(exc, "reason", "Error")
+    return {
+        "name": llmd.metadata.name,
+        "namespace": llmd.metadata.namespace or "default",
+        "model": {"repo": llmd.spec.model.repo, "revision": llmd.spec.model.revision},
+        "license": None,
+        "sizing": None,
+        "runtime": None,
+        "deployable": False,
+        "refusal": {"reason": reason, "message": str(exc)},
+        "warnings": [],
+        "cacheKey": None,
+        "objects": [],
+    }
