@@ -10,7 +10,8 @@ plan`` refuses the same files offline). ``CEL_RULES`` below holds the CEL side.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+import datetime
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic.alias_generators import to_camel
@@ -78,9 +79,14 @@ class ModelSpec(_Model):
     file: str | None = Field(
         default=None,
         description="For GGUF repos: the one .gguf file to serve (e.g. model-Q4_K_M.gguf).",
+        min_length=6,
+        max_length=255,
+        pattern=r"^[^/].*\.gguf$",
     )
     license: str | None = Field(
         default=None,
+        min_length=1,
+        max_length=100,
         description=(
             "Declared Hub licence id (apache-2.0, llama3.1, other, ...), used when the Hub and "
             "the cache cannot tell (air-gapped). Reported as declared in status."
@@ -88,10 +94,13 @@ class ModelSpec(_Model):
     )
     license_name: str | None = Field(
         default=None,
+        min_length=1,
+        max_length=100,
         description="Declared license_name for license=other (e.g. qwen, mrl, tongyi-qianwen).",
     )
     parameters: int | str | None = Field(
         default=None,
+        json_schema_extra={"maxLength": 32},
         description=(
             "Declared parameter count when no checkpoint metadata is available: an integer or a "
             "string such as 8B, 70.6B, 560M."
@@ -99,6 +108,8 @@ class ModelSpec(_Model):
     )
     base_model: str | None = Field(
         default=None,
+        min_length=1,
+        max_length=200,
         description="Declared base model repo id (for licence inheritance) when the card has none.",
     )
 
@@ -119,17 +130,15 @@ def parse_parameters(value: int | str) -> int:
     text = value.strip().upper().replace("_", "")
     scale = {"K": 10**3, "M": 10**6, "B": 10**9, "T": 10**12}
     try:
-        if text and text[-1] in scale:
-            number = float(text[:-1]) * scale[text[-1]]
-        else:
-            number = float(text)
+        unit = scale.get(text[-1:], 1)
+        number = float(text[:-1] if unit != 1 else text) * unit
     except ValueError:
         raise ValueError(
             f"parameters {value!r} is not a number; write it like 8B, 70.6B or 560M"
         ) from None
     if number <= 0:
         raise ValueError("parameters must be positive")
-    return int(round(number))
+    return round(number)
 
 
 class ContextSpec(_Model):
@@ -159,7 +168,7 @@ class ContextSpec(_Model):
     @classmethod
     def _len(cls, value: int | str) -> int | str:
         if isinstance(value, int) and not 16 <= value <= 10_485_760:
-            raise ValueError("maxModelLen must be between 16 and 10485760, or auto")
+            raise ValueError("maxModelLen must be an integer between 16 and 10485760, or auto")
         return value
 
 
@@ -183,14 +192,16 @@ class GpuSpec(_Model):
         default=0.9,
         gt=0.1,
         le=0.99,
-        description="Fraction of each GPU's memory the runtime may use (vLLM --gpu-memory-utilization).",
+        description=(
+            "Fraction of each GPU's memory the runtime may use (vLLM --gpu-memory-utilization)."
+        ),
     )
 
     @field_validator("count")
     @classmethod
     def _count(cls, value: int | str) -> int | str:
-        if isinstance(value, int) and value < 1:
-            raise ValueError("gpu.count must be at least 1, or auto")
+        if isinstance(value, int) and not 1 <= value <= 1024:
+            raise ValueError("gpu.count must be an integer of at least 1, or auto")
         return value
 
 
@@ -231,9 +242,21 @@ class LLMDeploymentSpec(_Model):
         description="Serving runtime: vllm, tgi, or auto (chosen by quantization and support).",
     )
     replicas: int = Field(default=1, ge=0, le=1000, description="Serving replicas.")
-    context: ContextSpec = Field(default_factory=ContextSpec, description="Context and concurrency.")
-    gpu: GpuSpec = Field(default_factory=GpuSpec, description="GPU type, count and utilization.")
-    cache: CacheSpec = Field(default_factory=CacheSpec, description="Shared model cache.")
+    context: ContextSpec = Field(
+        default_factory=ContextSpec,
+        description="Context and concurrency.",
+        json_schema_extra={"default": {}},
+    )
+    gpu: GpuSpec = Field(
+        default_factory=GpuSpec,
+        description="GPU type, count and utilization.",
+        json_schema_extra={"default": {}},
+    )
+    cache: CacheSpec = Field(
+        default_factory=CacheSpec,
+        description="Shared model cache.",
+        json_schema_extra={"default": {}},
+    )
     hub_token_secret_ref: SecretKeyRef | None = Field(
         default=None,
         description="Secret with a Hugging Face token (needed for gated repos such as meta-llama).",
@@ -249,12 +272,12 @@ class LLMDeploymentSpec(_Model):
     env: list[dict[str, Any]] = Field(
         default_factory=list,
         description="Extra environment variables (core/v1 EnvVar objects) for the server.",
-        json_schema_extra={"x-kubernetes-preserve-unknown-fields": True},
     )
     resources: dict[str, Any] | None = Field(
         default=None,
-        description="core/v1 ResourceRequirements merged over kubellm's (GPU limits are kubellm's).",
-        json_schema_extra={"x-kubernetes-preserve-unknown-fields": True},
+        description=(
+            "core/v1 ResourceRequirements merged over kubellm's (GPU limits are kubellm's)."
+        ),
     )
     node_selector: dict[str, str] = Field(
         default_factory=dict, description="Extra node selector labels for the serving pods."
@@ -262,7 +285,6 @@ class LLMDeploymentSpec(_Model):
     tolerations: list[dict[str, Any]] = Field(
         default_factory=list,
         description="Extra tolerations (core/v1 Toleration) for the serving pods.",
-        json_schema_extra={"x-kubernetes-preserve-unknown-fields": True},
     )
 
     @model_validator(mode="after")
@@ -271,6 +293,8 @@ class LLMDeploymentSpec(_Model):
             raise ValueError(
                 "runtime tgi cannot serve quantization gguf (use runtime vllm or auto)"
             )
+        if self.model.file is not None and self.quantization not in ("auto", "gguf"):
+            raise ValueError("model.file selects a GGUF file: set quantization to gguf or auto")
         return self
 
 
@@ -345,6 +369,8 @@ class SizingStatus(_Model):
 
 
 class CacheStatus(_Model):
+    """The shared model cache this deployment uses."""
+
     key: str | None = Field(default=None, description="Content address of the cache.")
     pvc_name: str | None = Field(default=None, description="The shared cache PVC.")
     job_name: str | None = Field(default=None, description="The download Job.")
@@ -355,7 +381,14 @@ class LLMDeploymentStatus(_Model):
     """Observed state, written by the operator only."""
 
     observed_generation: int | None = Field(default=None, description="Last reconciled generation.")
-    conditions: list[Condition] = Field(default_factory=list, description="Per-stage conditions.")
+    conditions: list[Condition] = Field(
+        default_factory=list,
+        description="Per-stage conditions: LicenseApproved, Sized, CacheReady, Available, Ready.",
+        json_schema_extra={
+            "x-kubernetes-list-type": "map",
+            "x-kubernetes-list-map-keys": ["type"],
+        },
+    )
     license: LicenseDecisionStatus | None = Field(default=None, description="Licence decision.")
     sizing: SizingStatus | None = Field(default=None, description="GPU sizing breakdown.")
     cache: CacheStatus | None = Field(default=None, description="The shared model cache in use.")
@@ -384,49 +417,104 @@ class ObjectMeta(_Model):
 
 class LLMDeployment(_Model):
     model_config = ConfigDict(extra="ignore", populate_by_name=True, alias_generator=to_camel)
-    api_version: Literal["kubellm.io/v1alpha1"] = API_VERSION
+    api_version: Literal["kubellm.io/v1alpha1"] = "kubellm.io/v1alpha1"
     kind: Literal["LLMDeployment"] = "LLMDeployment"
     metadata: ObjectMeta = Field(default_factory=ObjectMeta)
     spec: LLMDeploymentSpec
     status: LLMDeploymentStatus | None = None
 
 
+def _default_classes() -> list[LicenseClass]:
+    return ["permissive", "restrictive-community"]
+
+
+_LicenseId = Annotated[str, Field(min_length=1, max_length=100)]
+_NamespaceGlob = Annotated[str, Field(min_length=1, max_length=253)]
+
+
 class LicenseException(_Model):
     """A model the policy allows despite its rules (e.g. after a legal sign-off)."""
 
     model: str = Field(
-        description="Repo id, or a glob such as meta-llama/* (fnmatch).", min_length=1
+        description="Repo id, or a glob such as meta-llama/* (fnmatch).",
+        min_length=1,
+        max_length=200,
     )
-    reason: str = Field(description="Why (who signed off, ticket).", min_length=1)
-    expires: str | None = Field(default=None, description="Optional expiry date (YYYY-MM-DD).")
+    reason: str = Field(description="Why (who signed off, ticket).", min_length=1, max_length=1000)
+    expires: str | None = Field(
+        default=None,
+        description=(
+            "Optional expiry date (YYYY-MM-DD); the exception applies up to and including that "
+            "day, then no more."
+        ),
+        pattern=r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$",
+    )
+
+    @field_validator("expires")
+    @classmethod
+    def _expires(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                datetime.date.fromisoformat(value)
+            except ValueError:
+                raise ValueError(
+                    f"expires {value!r} is not a calendar date; write it as YYYY-MM-DD"
+                ) from None
+        return value
 
 
 class LicensePolicySpec(_Model):
-    """What this organisation may run. Several policies may exist; each covers some namespaces."""
+    """What this organisation may run. Several policies may exist; each covers some namespaces.
+
+    A namespace is governed by the policy whose ``namespaces`` match it most specifically (an exact
+    name beats a glob, a longer glob beats a shorter one, a listed namespace beats an empty list);
+    ties go to the policy whose name sorts first.
+    """
 
     mode: Literal["Enforce", "Warn"] = Field(
         default="Enforce", description="Enforce: denied models get no pods. Warn: deploy, warn."
     )
-    namespaces: list[str] = Field(
+    namespaces: list[_NamespaceGlob] = Field(
         default_factory=list,
+        max_length=256,
         description="Namespaces covered (globs allowed); empty covers every namespace.",
     )
     allowed_classes: list[LicenseClass] = Field(
-        default_factory=lambda: ["permissive", "restrictive-community"],
-        description="Licence classes allowed.",
+        default_factory=_default_classes,
+        max_length=4,
+        json_schema_extra={"default": ["permissive", "restrictive-community"]},
+        description=(
+            "Licence classes allowed: permissive, restrictive-community, research-only. Unknown "
+            "licences are governed by unknownLicense instead."
+        ),
     )
-    allowed_licenses: list[str] = Field(
-        default_factory=list, description="Hub licence ids always allowed (unless denied)."
+    allowed_licenses: list[_LicenseId] = Field(
+        default_factory=list,
+        max_length=256,
+        description=(
+            "Licence ids always allowed whatever their class (Hub ids such as gemma, or "
+            "license_name values such as qwen); commercialUse, user thresholds and "
+            "jurisdiction still apply."
+        ),
     )
-    denied_licenses: list[str] = Field(
-        default_factory=list, description="Hub licence ids always denied."
+    denied_licenses: list[_LicenseId] = Field(
+        default_factory=list,
+        max_length=256,
+        description=(
+            "Licence ids always denied, anywhere in the base_model chain (Hub ids or "
+            "license_name values)."
+        ),
     )
     commercial_use: bool = Field(
         default=True, description="The deployment is for commercial use (denies non-commercial)."
     )
     jurisdiction: str | None = Field(
         default=None,
-        description="Licensee domicile as ISO code or region (EU, UK, KR, US, ...).",
+        description=(
+            "Licensee domicile: ISO 3166-1 alpha-2 code (DE, FR, US, KR; GB or UK) or EU. "
+            "EU member states count as EU for licences that exclude the EU."
+        ),
+        pattern=r"^[A-Za-z]{2}$",
     )
     monthly_active_users: int | None = Field(
         default=None, ge=0, description="Declared scale, compared with licence user thresholds."
@@ -439,25 +527,76 @@ class LicensePolicySpec(_Model):
         default="Deny", description="What to do when the licence cannot be determined."
     )
     exceptions: list[LicenseException] = Field(
-        default_factory=list, description="Models allowed despite the rules."
+        default_factory=list, max_length=256, description="Models allowed despite the rules."
     )
+
+    @model_validator(mode="after")
+    def _disjoint(self) -> LicensePolicySpec:
+        both = sorted(set(self.allowed_licenses) & set(self.denied_licenses))
+        if both:
+            raise ValueError(
+                f"licences {both} are both allowed and denied; list each in one of "
+                "allowedLicenses / deniedLicenses"
+            )
+        return self
 
 
 class LicensePolicy(_Model):
     model_config = ConfigDict(extra="ignore", populate_by_name=True, alias_generator=to_camel)
-    api_version: Literal["kubellm.io/v1alpha1"] = API_VERSION
+    api_version: Literal["kubellm.io/v1alpha1"] = "kubellm.io/v1alpha1"
     kind: Literal["LicensePolicy"] = "LicensePolicy"
     metadata: ObjectMeta = Field(default_factory=ObjectMeta)
     spec: LicensePolicySpec = Field(default_factory=LicensePolicySpec)
 
 
-# CEL rules mirrored into the CRD (path in the spec -> rules). Keep in step with the validators.
+# CEL rules mirrored into the CRD, keyed "<Kind>.<wire path>" (the path of the schema node the rules
+# sit on; "LLMDeployment.spec.context.maxModelLen" is spec.context.maxModelLen). Keep them in step
+# with the pydantic validators above: tests/unit/test_api.py checks both refuse the same objects.
 CEL_RULES: dict[str, list[dict[str, str]]] = {
     "LLMDeployment.spec": [
         {
             "rule": "!(self.quantization == 'gguf' && self.runtime == 'tgi')",
             "message": "runtime tgi cannot serve quantization gguf (use runtime vllm or auto)",
             "fieldPath": ".runtime",
+            "reason": "FieldValueInvalid",
+        },
+        {
+            "rule": "!has(self.model.file) || self.quantization in ['auto', 'gguf']",
+            "message": "model.file selects a GGUF file: set quantization to gguf or auto",
+            "fieldPath": ".quantization",
+            "reason": "FieldValueInvalid",
+        },
+    ],
+    "LLMDeployment.spec.model.parameters": [
+        {
+            "rule": (
+                "type(self) == int ? self > 0 : "
+                "self.matches('^ *[0-9][0-9_]*([.][0-9]+)?[KkMmBbTt]? *$')"
+            ),
+            "message": "parameters must be a positive integer or a count such as 8B, 70.6B, 560M",
+        },
+    ],
+    "LLMDeployment.spec.context.maxModelLen": [
+        {
+            "rule": "type(self) == string ? self == 'auto' : (self >= 16 && self <= 10485760)",
+            "message": "maxModelLen must be an integer between 16 and 10485760, or auto",
+        },
+    ],
+    "LLMDeployment.spec.gpu.count": [
+        {
+            "rule": "type(self) == string ? self == 'auto' : (self >= 1 && self <= 1024)",
+            "message": "gpu.count must be an integer of at least 1, or auto",
+        },
+    ],
+    "LicensePolicy.spec": [
+        {
+            "rule": (
+                "!has(self.allowedLicenses) || !has(self.deniedLicenses) || "
+                "!self.allowedLicenses.exists(l, l in self.deniedLicenses)"
+            ),
+            "message": "a licence cannot be both in allowedLicenses and in deniedLicenses",
+            "fieldPath": ".allowedLicenses",
+            "reason": "FieldValueInvalid",
         },
     ],
 }
