@@ -76,9 +76,9 @@ def test_structural_schema(name: str, crd: dict[str, Any]) -> None:
         for key in node.get("required", []):
             if key not in node.get("properties", {}):
                 problems.append(f"{path}: required {key} not a property")
-        if "enum" in node and node.get("type") == "string":
-            if not all(isinstance(v, str) for v in node["enum"]):
-                problems.append(f"{path}: non-string enum value")
+        strings = node.get("type") == "string"
+        if strings and not all(isinstance(v, str) for v in node.get("enum", [])):
+            problems.append(f"{path}: non-string enum value")
     metadata = _schema(crd)["properties"]["metadata"]
     assert metadata == {"type": "object"}, "metadata may only be typed object"
     assert not problems, "\n".join(problems)
@@ -160,7 +160,8 @@ def test_bounds_and_defaults() -> None:
     assert _node(LLMD, "spec.replicas")["minimum"] == 0
     assert _node(LLMD, "spec.gpu")["default"] == {}
     assert _node(LLMD, "spec.model.revision")["default"] == "main"
-    assert _node(POLICY, "spec.allowedClasses")["default"] == ["permissive", "restrictive-community"]
+    classes = _node(POLICY, "spec.allowedClasses")["default"]
+    assert classes == ["permissive", "restrictive-community"]
     assert _schema(LLMD)["required"] == ["spec"]
     assert _node(LLMD, "spec.model")["required"] == ["repo"]
 
