@@ -40,12 +40,17 @@ class NodePool:
     gpu_memory_mib: int | None = None
     free_gpus_per_node: tuple[int, ...] | None = None
     node_names: tuple[str, ...] = ()
+    # The node label that names the GPU (for node selectors): GFD's product label, or a cloud
+    # label when GFD is absent (cloud.google.com/gke-accelerator,
+    # karpenter.k8s.aws/instance-gpu-name).
+    label_key: str = "nvidia.com/gpu.product"
 
 
 @dataclass(frozen=True)
 class Inventory:
     pools: tuple[NodePool, ...] = ()
     source: str = "catalogue"  # catalogue | file:<path> | cluster
+    notes: tuple[str, ...] = ()  # nodes skipped and why (cordoned, NotReady, -SHARED, unknown GPU)
 
 
 @dataclass(frozen=True)
@@ -80,6 +85,8 @@ class SizingResult:
     total_weight_bytes: int | None = None
     message: str = ""
     considered: tuple[str, ...] = field(default=())  # one line per option tried, for `plan`
+    nodes_per_replica: int | None = None  # > 1: pipeline stages on several nodes (multi-node)
+    reason: str | None = None  # when fits is False: DoesNotFit | Unsupported | GpusBusy
 
     def to_status(self) -> SizingStatus:
         return SizingStatus(
