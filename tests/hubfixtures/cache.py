@@ -46,7 +46,7 @@ def write_repo(hub_cache: Path, repo: FakeRepo, *, sparse: bool = True,
 
 def build_offline_cache(root: Path, repos: Iterable[str] | None = None, *,
                         sparse: bool = True) -> Path:
-    """Write ``root/hub`` holding the chosen catalogue repos (default: all); returns HF_HUB_CACHE."""
+    """Write ``root/hub`` with the chosen catalogue repos (default all); returns HF_HUB_CACHE."""
     hub = Path(root) / "hub"
     hub.mkdir(parents=True, exist_ok=True)
     (hub / "CACHEDIR.TAG").write_text("Signature: 8a477f597d28d172789f06886806bc55\n")

@@ -202,7 +202,8 @@ def decoder_tensors(cfg: dict[str, Any], *, fused: bool = False, qk_norm: bool =
     dtype = TORCH_TO_ST[cfg.get("torch_dtype", "bfloat16")]
     quant = cfg.get("quantization_config")
     h, inter, vocab = cfg["hidden_size"], cfg["intermediate_size"], cfg["vocab_size"]
-    heads, kv = cfg["num_attention_heads"], cfg.get("num_key_value_heads", cfg["num_attention_heads"])
+    heads = cfg["num_attention_heads"]
+    kv = cfg.get("num_key_value_heads", heads)
     hd = cfg.get("head_dim") or h // heads
     out: list[Tensor] = [("model.embed_tokens.weight", dtype, (vocab, h))]
     for i in range(cfg["num_hidden_layers"]):
@@ -245,7 +246,8 @@ def _header(tensors: Sequence[Tensor]) -> tuple[bytes, int]:
     offset = 0
     for name, dtype, shape in tensors:
         nbytes = _numel(shape) * DTYPE_BYTES[dtype]
-        meta[name] = {"dtype": dtype, "shape": list(shape), "data_offsets": [offset, offset + nbytes]}
+        meta[name] = {"dtype": dtype, "shape": list(shape),
+                      "data_offsets": [offset, offset + nbytes]}
         offset += nbytes
     raw = json.dumps(meta, separators=(",", ":")).encode()
     raw += b" " * (-len(raw) % 8)  # safetensors pads the header to 8 bytes with spaces
@@ -497,9 +499,9 @@ def _build() -> dict[str, FakeRepo]:
                   "license": "llama3.1", "pipeline_tag": "text-generation",
                   "tags": ["facebook", "meta", "pytorch", "llama", "llama-3"],
                   "quantized_by": "bartowski"},
-                 tuple(gguf_file(f"Meta-Llama-3.1-8B-Instruct-{q}.gguf", s)
-                       for q, s in sorted(gguf.items()))
-                 + (FakeFile.small("Meta-Llama-3.1-8B-Instruct.imatrix", b"imatrix"),),
+                 (*(gguf_file(f"Meta-Llama-3.1-8B-Instruct-{q}.gguf", s)
+                    for q, s in sorted(gguf.items())),
+                  FakeFile.small("Meta-Llama-3.1-8B-Instruct.imatrix", b"imatrix")),
                  None, library_name=None,
                  extra_tags=("base_model:quantized:meta-llama/Llama-3.1-8B-Instruct",
                              "imatrix", "conversational"),
@@ -515,7 +517,8 @@ def _build() -> dict[str, FakeRepo]:
                  {"license": "apache-2.0",
                   "license_link": "https://huggingface.co/Qwen/Qwen2.5-7B-Instruct/blob/main/LICENSE",
                   "language": ["en"], "pipeline_tag": "text-generation",
-                  "base_model": "Qwen/Qwen2.5-7B", "tags": ["chat"], "library_name": "transformers"},
+                  "base_model": "Qwen/Qwen2.5-7B", "tags": ["chat"],
+                  "library_name": "transformers"},
                  qwen7_files, QWEN25_7B,
                  extra_tags=("base_model:finetune:Qwen/Qwen2.5-7B", "conversational"),
                  parameters_hint=7_615_616_512, note="apache-2.0, 14.19 GiB"))
@@ -523,7 +526,8 @@ def _build() -> dict[str, FakeRepo]:
                  {"license": "other", "license_name": "qwen",
                   "license_link": "https://huggingface.co/Qwen/Qwen2.5-72B-Instruct/blob/main/LICENSE",
                   "language": ["en"], "pipeline_tag": "text-generation",
-                  "base_model": "Qwen/Qwen2.5-72B", "tags": ["chat"], "library_name": "transformers"},
+                  "base_model": "Qwen/Qwen2.5-72B", "tags": ["chat"],
+                  "library_name": "transformers"},
                  _small_files(*safetensors_files(decoder_tensors(QWEN25_72B, qkv_bias=True))),
                  QWEN25_72B, extra_tags=("base_model:finetune:Qwen/Qwen2.5-72B",),
                  parameters_hint=72_706_203_648,
