@@ -1,0 +1,238 @@
+"""The kubernetes-client adapter: reads, server-side apply, status patches, events.
+
+``KubeCluster`` is the only object the reconciler talks to the apiserver through (it satisfies
+``kubellm.reconcile.ports.ClusterPort``). Every write goes through ``_write`` so it is counted
+(``writes`` by verb and kind, exported as a Prometheus counter by the handlers) — the e2e tests and
+the benchmark read these counts to prove that a no-op reconcile writes nothing.
+
+Writes:
+- ``apply``: server-side apply (``DynamicClient.server_side_apply``) with field manager ``kubellm``
+  and ``force_conflicts=True`` (kubellm owns the fields it sets), skipped when
+  ``kubellm.k8s.diff.apply_reason`` finds nothing to do;
+- ``patch_status``: a JSON merge patch of the ``status`` subresource, skipped when equal;
+- ``scale_to_zero``: merge patch of ``spec.replicas`` (a partial *apply* would drop the other
+  fields kubellm owns);
+- ``delete`` and ``event``.
+
+API errors become ``kubellm.errors``: 404 on reads -> None; 409/429/5xx/network ->
+``ClusterError`` (temporary); 422/400 -> ``PermanentError`` (a rendered object the apiserver
+refuses is a bug to report, not to retry in a loop).
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections import Counter
+from datetime import UTC, datetime
+from typing import Any
+
+from kubernetes import client as k8s_client
+from kubernetes import config as _k8s_config
+from kubernetes import dynamic as _dynamic
+from kubernetes.client.exceptions import ApiException
+from kubernetes.dynamic import exceptions as _dyn_exc
+
+from kubellm.errors import ClusterError, PermanentError
+from kubellm.k8s.diff import apply_reason, with_hash
+
+# The dynamic client and the config loaders are untyped; keep the Any in one place.
+k8s_config: Any = _k8s_config
+DynamicClient: Any = _dynamic.DynamicClient
+DynamicApiException: type[Exception] = _dyn_exc.DynamicApiError
+NotFoundError: type[Exception] = _dyn_exc.NotFoundError
+
+FIELD_MANAGER = "kubellm"
+REPORTING_COMPONENT = "kubellm"
+
+
+def load_api_client(kubeconfig: str | None = None) -> k8s_client.ApiClient:
+    """An ApiClient from ``kubeconfig`` (a path), else in-cluster, else $KUBECONFIG/~/.kube."""
+    configuration = k8s_client.Configuration()
+    if kubeconfig:
+        k8s_config.load_kube_config(config_file=kubeconfig, client_configuration=configuration)
+    else:
+        try:
+            k8s_config.load_incluster_config(client_configuration=configuration)
+        except k8s_config.ConfigException:
+            k8s_config.load_kube_config(client_configuration=configuration)
+    return k8s_client.ApiClient(configuration)
+
+
+def _translate(exc: Exception, what: str) -> Exception:
+    status = getattr(exc, "status", None)
+    body = getattr(exc, "body", None) or getattr(exc, "summary", lambda: "")()
+    text = f"{what}: HTTP {status}: {str(body)[:300]}"
+    if status in (400, 422):
+        return PermanentError(text, reason="InvalidObject")
+    if status == 403:
+        return ClusterError(text + " (check the operator's RBAC)", delay=60, reason="Forbidden")
+    if status == 409:
+        return ClusterError(text, delay=1, reason="Conflict")
+    return ClusterError(text, delay=5)
+
+
+class KubeCluster:
+    """Thread-safe adapter over one ApiClient (the kopf executor calls it from several threads)."""
+
+    def __init__(self, api_client: k8s_client.ApiClient) -> None:
+        self.api_client = api_client
+        self.dynamic: Any = DynamicClient(api_client)
+        self.core = k8s_client.CoreV1Api(api_client)
+        self.writes: Counter[str] = Counter()
+        self._lock = threading.Lock()
+
+    # ---- reads -------------------------------------------------------------------------
+    def _resource(self, api_version: str, kind: str) -> Any:
+        return self.dynamic.resources.get(api_version=api_version, kind=kind)
+
+    def get(self, api_version: str, kind: str, name: str, namespace: str | None) -> (
+        dict[str, Any] | None
+    ):
+        try:
+            obj = self.dynamic.get(self._resource(api_version, kind), name=name,
+                                   namespace=namespace)
+        except NotFoundError:
+            return None
+        except (DynamicApiException, ApiException) as exc:
+            raise _translate(exc, f"get {kind} {namespace}/{name}") from exc
+        except OSError as exc:
+            raise ClusterError(f"get {kind} {namespace}/{name}: {exc}", delay=5) from exc
+        result: dict[str, Any] = obj.to_dict()
+        return result
+
+    def list(self, api_version: str, kind: str, namespace: str | None = None,
+             label_selector: str | None = None) -> list[dict[str, Any]]:
+        try:
+            objs = self.dynamic.get(self._resource(api_version, kind), namespace=namespace,
+                                    label_selector=label_selector)
+        except NotFoundError:
+            return []
+        except (DynamicApiException, ApiException) as exc:
+            raise _translate(exc, f"list {kind}") from exc
+        except OSError as exc:
+            raise ClusterError(f"list {kind}: {exc}", delay=5) from exc
+        items: list[dict[str, Any]] = objs.to_dict().get("items") or []
+        return items
+
+    def has_kind(self, api_version: str, kind: str) -> bool:
+        try:
+            self._resource(api_version, kind)
+        except Exception:  # ResourceNotFoundError and discovery failures alike
+            return False
+        return True
+
+    def secret_value(self, namespace: str, name: str, key: str) -> str | None:
+        import base64
+
+        secret = self.get("v1", "Secret", name, namespace)
+        data = (secret or {}).get("data") or {}
+        if key not in data:
+            return None
+        return base64.b64decode(data[key]).decode().strip() or None
+
+    # ---- writes ------------------------------------------------------------------------
+    def _count(self, verb: str, kind: str) -> None:
+        with self._lock:
+            self.writes[f"{verb}:{kind}"] += 1
+
+    def total_writes(self) -> int:
+        with self._lock:
+            return sum(self.writes.values())
+
+    def apply(self, manifest: dict[str, Any], live: dict[str, Any] | bool | None = False) -> (
+        tuple[str | None, dict[str, Any] | None]
+    ):
+        """Apply ``manifest`` (hash-annotated here) unless the live object already matches.
+
+        ``live``: the live object if the caller has read it (None = known missing); ``False``
+        (default) = read it here. Returns (why it was applied or None, the resulting object).
+        """
+        desired = with_hash(manifest)
+        meta = desired["metadata"]
+        kind, api_version = desired["kind"], desired["apiVersion"]
+        if live is False:
+            live = self.get(api_version, kind, meta["name"], meta.get("namespace"))
+        assert live is not True
+        why = apply_reason(desired, live)
+        if why is None:
+            return None, live
+        self._count("apply", kind)
+        try:
+            obj = self.dynamic.server_side_apply(
+                self._resource(api_version, kind), body=desired,
+                namespace=meta.get("namespace"), field_manager=FIELD_MANAGER,
+                force_conflicts=True,
+            )
+        except (DynamicApiException, ApiException) as exc:
+            raise _translate(exc, f"apply {kind} {meta.get('namespace')}/{meta['name']}") from exc
+        except OSError as exc:
+            raise ClusterError(f"apply {kind} {meta['name']}: {exc}", delay=5) from exc
+        result: dict[str, Any] = obj.to_dict()
+        return why, result
+
+    def merge_patch(self, api_version: str, kind: str, name: str, namespace: str | None,
+                    patch: dict[str, Any], subresource: str | None = None) -> dict[str, Any]:
+        resource = self._resource(api_version, kind)
+        if subresource:
+            resource = resource.subresources[subresource]
+        self._count(f"patch{'/' + subresource if subresource else ''}", kind)
+        try:
+            obj = self.dynamic.patch(resource, body=patch, name=name, namespace=namespace,
+                                     content_type="application/merge-patch+json",
+                                     field_manager=FIELD_MANAGER)
+        except NotFoundError as exc:
+            raise ClusterError(f"patch {kind} {namespace}/{name}: gone", delay=1) from exc
+        except (DynamicApiException, ApiException) as exc:
+            raise _translate(exc, f"patch {kind} {namespace}/{name}") from exc
+        except OSError as exc:
+            raise ClusterError(f"patch {kind} {name}: {exc}", delay=5) from exc
+        result: dict[str, Any] = obj.to_dict()
+        return result
+
+    def delete(self, api_version: str, kind: str, name: str, namespace: str | None) -> bool:
+        self._count("delete", kind)
+        try:
+            self.dynamic.delete(self._resource(api_version, kind), name=name, namespace=namespace,
+                                body={"propagationPolicy": "Background"})
+        except NotFoundError:
+            return False
+        except (DynamicApiException, ApiException) as exc:
+            raise _translate(exc, f"delete {kind} {namespace}/{name}") from exc
+        return True
+
+    def event(self, involved: dict[str, Any], type_: str, reason: str, message: str) -> None:
+        """Post a core/v1 Event about ``involved`` (the caller logs failures; never fatal)."""
+        meta = involved.get("metadata", {})
+        namespace = meta.get("namespace") or "default"
+        now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        body: dict[str, Any] = {
+            "apiVersion": "v1",
+            "kind": "Event",
+            "metadata": {
+                "name": f"{meta.get('name', 'object')}.{uuid.uuid4().hex[:12]}",
+                "namespace": namespace,
+            },
+            "involvedObject": {
+                "apiVersion": involved.get("apiVersion"),
+                "kind": involved.get("kind"),
+                "name": meta.get("name"),
+                "namespace": namespace,
+                "uid": meta.get("uid"),
+                "resourceVersion": meta.get("resourceVersion"),
+            },
+            "reason": reason,
+            "message": message[:1024],
+            "type": type_,
+            "firstTimestamp": now,
+            "lastTimestamp": now,
+            "count": 1,
+            "source": {"component": REPORTING_COMPONENT},
+            "reportingComponent": REPORTING_COMPONENT,
+            "reportingInstance": REPORTING_COMPONENT,
+        }
+        self._count("create", "Event")
+        try:
+            self.core.create_namespaced_event(namespace, body)  # type: ignore[arg-type]
+        except ApiException as exc:
+            raise _translate(exc, f"event {reason}") from exc

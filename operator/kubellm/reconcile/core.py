@@ -1,0 +1,491 @@
+"""Reconcile one LLMDeployment: observe -> facts -> plan -> apply -> status -> events.
+
+Level-triggered: ``Reconciler.reconcile(body)`` recomputes everything from the object as it is
+now, whatever woke it (create, update, resume, the periodic resync, a child or a LicensePolicy
+changing). It never looks at a diff. It writes only what differs (``ClusterPort.apply`` skips
+unchanged children, the status is patched only when it changed, events only on transitions), so a
+resync of a converged deployment makes zero writes.
+
+Order of writes, so nothing is half-created without an explanation in status:
+
+1. the shared cache: PVC, then the download Job (created once, never updated: content-addressed);
+2. the serving Deployment + Service, only when the plan is deployable *and* the Job succeeded.
+   While a new cache downloads (revision bump), the existing Deployment is left serving the old
+   one; the rolling update starts once the new cache is complete and keeps old pods until new
+   ones are Ready;
+3. licence denied (Enforce): the existing serving Deployment is scaled to 0 (its Service stays, so
+   the endpoint comes back when the policy allows again); nothing new is created;
+   does not fit / invalid spec: nothing new is created and an existing Deployment is left as is
+   (it still runs what last fitted) — the conditions say why.
+
+The shared cache objects carry no ownerReference (several LLMDeployments use them);
+``kubellm.reconcile.cachegc`` deletes a cache no deployment references after a grace period.
+The serving objects carry a controller ownerReference, so deleting the LLMDeployment lets the
+garbage collector remove them (no finalizer).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import ValidationError
+
+from kubellm import conditions as cond
+from kubellm import naming
+from kubellm.api.v1alpha1 import (
+    API_VERSION,
+    Condition,
+    LicensePolicy,
+    LLMDeployment,
+    LLMDeploymentStatus,
+)
+from kubellm.errors import KubellmError, PermanentError, SpecError, TemporaryError
+from kubellm.facts import ModelFacts
+from kubellm.reconcile.ports import ClusterPort, FactsPort
+from kubellm.sizing.types import Inventory
+
+log = logging.getLogger("kubellm.reconcile")
+
+KIND = "LLMDeployment"
+POLICY_KIND = "LicensePolicy"
+
+
+@dataclass
+class Settings:
+    """Operator tunables (``kubellm run`` flags)."""
+
+    image: str | None = None  # image of the download Job (default: kubellm's own)
+    facts_ttl: float = 600.0  # seconds a resolved ModelFacts is reused
+    inventory_ttl: float = 2.0  # seconds a Nodes/Pods snapshot is reused across reconciles
+
+
+@dataclass
+class Outcome:
+    """What one reconcile did; the handlers turn ``error`` into kopf's errors."""
+
+    name: str
+    namespace: str
+    status: dict[str, Any] = field(default_factory=dict)
+    status_written: bool = False
+    applied: list[str] = field(default_factory=list)  # "Kind/name: why"
+    events: list[str] = field(default_factory=list)
+    error: KubellmError | None = None
+    ready: str = "Unknown"
+
+
+class _TtlCache:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._data: dict[Any, tuple[float, Any]] = {}
+
+    def get(self, key: Any, ttl: float, now: float) -> tuple[bool, Any]:
+        with self._lock:
+            hit = self._data.get(key)
+        if hit is None:
+            return False, None
+        return (now - hit[0] < ttl), hit[1]
+
+    def put(self, key: Any, value: Any, now: float) -> None:
+        with self._lock:
+            self._data[key] = (now, value)
+
+
+def _owner_reference(body: dict[str, Any]) -> dict[str, Any]:
+    meta = body["metadata"]
+    return naming.owner_reference(API_VERSION, KIND, meta["name"], meta["uid"])
+
+
+CacheState = tuple[cond.Status, str, str]
+
+
+def _job_state(job: dict[str, Any] | None) -> CacheState:
+    """(status, reason, message) of a download Job for the CacheReady condition."""
+    if job is None:
+        return "False", "Downloading", "download Job not created yet"
+    st = job.get("status") or {}
+    for c in st.get("conditions") or []:
+        if c.get("status") != "True":
+            continue
+        if c.get("type") in ("Complete", "SuccessCriteriaMet"):
+            return "True", "Downloaded", f"Job {job['metadata']['name']} completed"
+        if c.get("type") in ("Failed", "FailureTarget"):
+            reason = cond.camel_reason(c.get("reason"), "DownloadFailed")
+            text = c.get("message") or "the download Job failed"
+            return "False", reason, f"Job {job['metadata']['name']} failed: {text}"
+    if (st.get("succeeded") or 0) >= 1:
+        return "True", "Downloaded", f"Job {job['metadata']['name']} completed"
+    active = st.get("active") or 0
+    failed = st.get("failed") or 0
+    note = f" ({failed} failed attempt(s), retrying)" if failed else ""
+    return "False", "Downloading", f"Job {job['metadata']['name']}: {active} pod(s) active{note}"
+
+
+def _selector_string(deployment: dict[str, Any]) -> str | None:
+    labels = ((deployment.get("spec") or {}).get("selector") or {}).get("matchLabels") or {}
+    return ",".join(f"{k}={v}" for k, v in sorted(labels.items())) or None
+
+
+def _labels_match(labels: dict[str, str], selector: str | None) -> bool:
+    if not selector:
+        return False
+    for term in selector.split(","):
+        key, _, value = term.partition("=")
+        if labels.get(key) != value:
+            return False
+    return True
+
+
+def _to_wire(obj: Any) -> Any:
+    """A pydantic model (or an object with ``to_status``/``dump``) in its camelCase wire form."""
+    if obj is None:
+        return None
+    if hasattr(obj, "to_status"):
+        obj = obj.to_status()
+    if hasattr(obj, "dump"):
+        return obj.dump()
+    if hasattr(obj, "model_dump"):
+        return obj.model_dump(by_alias=True, exclude_none=True, mode="json")
+    return obj
+
+
+class Reconciler:
+    """Holds the adapters and small caches; ``reconcile`` is safe to call from many threads, but
+    callers must not run two reconciles of the same object at once (the handlers lock per key)."""
+
+    def __init__(
+        self,
+        cluster: ClusterPort,
+        resolve_facts: FactsPort,
+        settings: Settings | None = None,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        now: Callable[[], datetime] = lambda: datetime.now(UTC),
+        planner: Callable[..., Any] | None = None,
+        inventory_builder: Callable[[list[dict[str, Any]], list[dict[str, Any]]], Inventory]
+        | None = None,
+    ) -> None:
+        self.cluster = cluster
+        self.resolve_facts = resolve_facts
+        self.settings = settings or Settings()
+        self.clock = clock
+        self.now = now
+        self._facts = _TtlCache()
+        self._snapshots = _TtlCache()
+        self._planner = planner
+        self._inventory_builder = inventory_builder
+
+    # ---- observe -----------------------------------------------------------------------
+    def _facts_for(self, llmd: LLMDeployment, namespace: str) -> ModelFacts:
+        model = llmd.spec.model
+        token = None
+        ref = llmd.spec.hub_token_secret_ref
+        if ref is not None:
+            token = self.cluster.secret_value(namespace, ref.name, ref.key)
+        key = (model.model_dump_json(), token)
+        now = self.clock()
+        fresh, cached = self._facts.get(key, self.settings.facts_ttl, now)
+        if fresh:
+            facts: ModelFacts = cached
+            return facts
+        try:
+            facts = self.resolve_facts(model.repo, model.revision, declared=model, token=token,
+                                       gguf_file=model.file)
+        except TemporaryError:
+            if cached is not None:  # stale facts beat no facts while the Hub is down
+                log.warning("hub unavailable; reusing facts for %s", model.repo)
+                stale: ModelFacts = cached
+                return stale
+            raise
+        self._facts.put(key, facts, now)
+        return facts
+
+    def _snapshot(self, kind: str) -> list[dict[str, Any]]:
+        now = self.clock()
+        fresh, cached = self._snapshots.get(kind, self.settings.inventory_ttl, now)
+        if fresh:
+            items: list[dict[str, Any]] = cached
+            return items
+        items = self.cluster.list("v1", kind)
+        self._snapshots.put(kind, items, now)
+        return items
+
+    def inventory(self, exclude_selector: str | None) -> Inventory:
+        """The live GPU inventory; pods of ``exclude_selector`` (this deployment's own serving
+        pods) do not count as using GPUs, so a running deployment never sizes against itself."""
+        nodes = self._snapshot("Node")
+        pods = [
+            p for p in self._snapshot("Pod")
+            if not _labels_match((p.get("metadata") or {}).get("labels") or {}, exclude_selector)
+            and (p.get("status") or {}).get("phase") not in ("Succeeded", "Failed")
+        ]
+        builder = self._inventory_builder
+        if builder is None:
+            from kubellm import sizing
+
+            builder = sizing.inventory_from_nodes  # type: ignore[attr-defined,unused-ignore]
+        return builder(nodes, pods)
+
+    def policies(self) -> list[LicensePolicy]:
+        out = []
+        for raw in self.cluster.list(API_VERSION, POLICY_KIND):
+            try:
+                out.append(LicensePolicy.model_validate(raw))
+            except ValidationError as exc:
+                log.warning("ignoring invalid LicensePolicy %s: %s",
+                            (raw.get("metadata") or {}).get("name"), exc)
+        return out
+
+    def owned_deployment(self, name: str, namespace: str, uid: str) -> dict[str, Any] | None:
+        """The serving Deployment of this LLMDeployment, if it exists and is really ours."""
+        live = self.cluster.get("apps/v1", "Deployment", naming.serving_name(name), namespace)
+        refs = ((live or {}).get("metadata") or {}).get("ownerReferences") or []
+        return live if any(r.get("uid") == uid for r in refs) else None
+
+    # ---- the loop body -----------------------------------------------------------------
+    def reconcile(self, body: dict[str, Any]) -> Outcome:
+        meta = body.get("metadata") or {}
+        name, namespace = meta.get("name", "?"), meta.get("namespace", "default")
+        out = Outcome(name=name, namespace=namespace)
+        old_status = body.get("status") or {}
+        old_conditions = [Condition.model_validate(c) for c in old_status.get("conditions") or []]
+        generation = meta.get("generation")
+        try:
+            llmd = LLMDeployment.model_validate(body)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            field_path = "spec." + ".".join(str(p) for p in first["loc"][1:])
+            error = SpecError(field_path, first["msg"])
+            self._finish(body, out, old_status, old_conditions, generation,
+                         self._refused_wants(error.reason, str(error)), {}, error)
+            return out
+
+        try:
+            facts = self._facts_for(llmd, namespace)
+        except PermanentError as exc:
+            wants = self._refused_wants(exc.reason, exc.message)
+            self._finish(body, out, old_status, old_conditions, generation, wants, {}, exc)
+            return out
+        except TemporaryError as exc:
+            out.error = exc
+            if not old_conditions:  # say something rather than nothing; keep a known state
+                wants = [cond.Want(t, "Unknown", exc.reason, exc.message) for t in cond.STAGES]
+                self._finish(body, out, old_status, old_conditions, generation, wants, {}, exc)
+            return out
+
+        try:
+            self._converge(body, llmd, facts, out, old_status, old_conditions, generation)
+        except KubellmError as exc:
+            out.error = exc
+        return out
+
+    def _refused_wants(self, reason: str, message: str) -> list[cond.Want]:
+        return [
+            cond.Want(cond.LICENSE_APPROVED, "Unknown", reason, message),
+            cond.Want(cond.SIZED, "False", reason, message),
+            cond.Want(cond.CACHE_READY, "Unknown", "NotPlanned", "nothing to download"),
+        ]
+
+    def _converge(self, body: dict[str, Any], llmd: LLMDeployment, facts: ModelFacts,
+                  out: Outcome, old_status: dict[str, Any], old_conditions: list[Condition],
+                  generation: int | None) -> None:
+        namespace, uid = out.namespace, body["metadata"]["uid"]
+        policies = self.policies()
+        inventory = self.inventory(old_status.get("selector"))
+        planner = self._planner
+        if planner is None:
+            from kubellm.planner import plan_deployment
+
+            planner = plan_deployment
+        plan = planner(llmd, facts, policies, inventory, cache_complete=None,
+                       image=self.settings.image)
+
+        # 1. the shared cache
+        pvc = next((o for o in plan.cache_objects if o["kind"] == "PersistentVolumeClaim"), None)
+        job_manifest = next((o for o in plan.cache_objects if o["kind"] == "Job"), None)
+        job_live: dict[str, Any] | None = None
+        for obj in plan.cache_objects:
+            if job_manifest is not None and obj is job_manifest:
+                job_live = self._ensure_job(obj, out)
+            else:
+                self._apply(obj, out)
+        if plan.deployable and job_manifest is None:
+            cache_state: CacheState = ("True", "CacheDisabled", "spec.cache.enabled is false")
+        elif plan.deployable:
+            cache_state = _job_state(job_live)
+        else:
+            cache_state = ("Unknown", "NotPlanned", plan.refusal or "")
+        cache_complete = cache_state[0] == "True"
+
+        # 2./3. serving objects
+        deployment: dict[str, Any] | None = None
+        service: dict[str, Any] | None = None
+        if plan.deployable and cache_complete:
+            for obj in plan.serving_objects:
+                owned = dict(obj)
+                owned["metadata"] = {**obj["metadata"], "ownerReferences": [_owner_reference(body)]}
+                result = self._apply(owned, out)
+                if obj["kind"] == "Deployment":
+                    deployment = result
+                elif obj["kind"] == "Service":
+                    service = result
+        else:
+            deployment = self.owned_deployment(out.name, namespace, uid)
+            denied = plan.license is not None and not getattr(plan.license, "allowed", True)
+            if denied and deployment is not None and deployment["spec"].get("replicas") != 0:
+                meta = deployment["metadata"]
+                deployment = self.cluster.merge_patch(
+                    "apps/v1", "Deployment", meta["name"], namespace, {"spec": {"replicas": 0}})
+                out.applied.append(f"Deployment/{meta['name']}: scaled to 0 (licence denied)")
+            if deployment is not None:
+                svc_name = deployment["metadata"]["name"]
+                service = self.cluster.get("v1", "Service", svc_name, namespace)
+
+        wants = self._wants(plan, cache_state)
+        extra = self._status_fields(plan, facts, pvc, job_manifest, deployment, service)
+        self._finish(body, out, old_status, old_conditions, generation, wants, extra, None,
+                     deployment)
+
+    def _apply(self, manifest: dict[str, Any], out: Outcome) -> dict[str, Any] | None:
+        why, live = self.cluster.apply(manifest)
+        if why is not None:
+            out.applied.append(f"{manifest['kind']}/{manifest['metadata']['name']}: {why}")
+        return live
+
+    def _ensure_job(self, manifest: dict[str, Any], out: Outcome) -> dict[str, Any] | None:
+        """The download Job is created when missing and never updated: its name is content-
+        addressed and a Job's pod template is immutable."""
+        meta = manifest["metadata"]
+        live = self.cluster.get("batch/v1", "Job", meta["name"], meta.get("namespace"))
+        if live is not None:
+            return live
+        return self._apply_known(manifest, None, out)
+
+    def _apply_known(self, manifest: dict[str, Any], live: dict[str, Any] | None,
+                     out: Outcome) -> dict[str, Any] | None:
+        why, result = self.cluster.apply(manifest, live)
+        if why is not None:
+            out.applied.append(f"{manifest['kind']}/{manifest['metadata']['name']}: {why}")
+        return result
+
+    # ---- status ------------------------------------------------------------------------
+    def _wants(self, plan: Any, cache_state: CacheState) -> list[cond.Want]:
+        decision = plan.license
+        wants: list[cond.Want] = []
+        if decision is None:
+            wants.append(cond.Want(cond.LICENSE_APPROVED, "Unknown", "NotEvaluated", ""))
+        else:
+            reasons = [getattr(r, "message", str(r)) for r in getattr(decision, "reasons", [])]
+            kind = getattr(decision, "decision", "Allowed")
+            if getattr(decision, "allowed", False):
+                wants.append(cond.Want(cond.LICENSE_APPROVED, "True", kind, "; ".join(reasons)))
+            else:
+                wants.append(cond.Want(cond.LICENSE_APPROVED, "False", "LicenseDenied",
+                                       "; ".join(reasons) or (plan.refusal or "denied")))
+        sizing = plan.sizing
+        if plan.refusal_reason in (None, "LicenseDenied") and sizing is not None:
+            if sizing.fits:
+                wants.append(cond.Want(cond.SIZED, "True", "Fits", sizing.message))
+            else:
+                wants.append(cond.Want(cond.SIZED, "False", "DoesNotFit", sizing.message))
+        elif plan.refusal_reason is not None:
+            wants.append(cond.Want(cond.SIZED, "False", plan.refusal_reason, plan.refusal or ""))
+        wants.append(cond.Want(cond.CACHE_READY, *cache_state))
+        return wants
+
+    def _status_fields(self, plan: Any, facts: ModelFacts, pvc: dict[str, Any] | None,
+                       job: dict[str, Any] | None, deployment: dict[str, Any] | None,
+                       service: dict[str, Any] | None) -> dict[str, Any]:
+        fields: dict[str, Any] = {
+            "license": _to_wire(plan.license),
+            "sizing": _to_wire(plan.sizing),
+            "runtime": plan.runtime,
+            "resolvedRevision": facts.sha,
+            "gpus": plan.sizing.gpus_per_replica if plan.sizing and plan.sizing.fits else None,
+        }
+        if pvc is not None or job is not None or plan.cache_key:
+            size = (((pvc or {}).get("spec") or {}).get("resources") or {}).get("requests", {})
+            fields["cache"] = {k: v for k, v in {
+                "key": plan.cache_key,
+                "pvcName": (pvc or {}).get("metadata", {}).get("name"),
+                "jobName": (job or {}).get("metadata", {}).get("name"),
+                "size": size.get("storage"),
+            }.items() if v is not None}
+        if deployment is not None:
+            dstatus = deployment.get("status") or {}
+            fields["replicas"] = dstatus.get("replicas") or 0
+            fields["readyReplicas"] = dstatus.get("readyReplicas") or 0
+            fields["selector"] = _selector_string(deployment)
+        if service is not None:
+            ports = (service.get("spec") or {}).get("ports") or []
+            if ports:
+                smeta = service["metadata"]
+                fields["endpoint"] = (
+                    f"http://{smeta['name']}.{smeta['namespace']}.svc.cluster.local:"
+                    f"{ports[0]['port']}/v1"
+                )
+        return fields
+
+    def _available(self, deployment: dict[str, Any] | None,
+                   wants: Sequence[cond.Want]) -> cond.Want:
+        if deployment is None:
+            blocker = next((w for w in wants if w.status != "True"), None)
+            why = f"waiting for {blocker.type}" if blocker else "no serving Deployment yet"
+            return cond.Want(cond.AVAILABLE, "False", "NoDeployment", why)
+        spec_replicas = (deployment.get("spec") or {}).get("replicas")
+        ready = (deployment.get("status") or {}).get("readyReplicas") or 0
+        if ready >= 1:
+            return cond.Want(cond.AVAILABLE, "True", "MinimumReplicasAvailable",
+                             f"{ready}/{spec_replicas} replicas ready")
+        if spec_replicas == 0:
+            return cond.Want(cond.AVAILABLE, "False", "ScaledToZero", "0 replicas requested")
+        return cond.Want(cond.AVAILABLE, "False", "NoReplicasReady",
+                         f"0/{spec_replicas} replicas ready")
+
+    def _finish(self, body: dict[str, Any], out: Outcome, old_status: dict[str, Any],
+                old_conditions: list[Condition], generation: int | None,
+                wants: list[cond.Want], extra: dict[str, Any],
+                error: KubellmError | None, deployment: dict[str, Any] | None = None) -> None:
+        available = self._available(deployment, wants)
+        stages = [*wants, available]
+        summary = cond.summarize(stages)
+        if isinstance(error, PermanentError):
+            summary = cond.Want(cond.READY, "False", error.reason, error.message)
+        elif isinstance(error, TemporaryError):
+            summary = cond.Want(cond.READY, "Unknown", error.reason, error.message)
+        new_conditions = cond.merge(old_conditions, [*stages, summary], generation=generation,
+                                    now=self.now())
+        status_model = LLMDeploymentStatus.model_validate({
+            "observedGeneration": generation,
+            "conditions": [c.model_dump(by_alias=True, mode="json") for c in new_conditions],
+            **{k: v for k, v in extra.items() if v is not None},
+            "ready": summary.status,
+            "reason": cond.camel_reason(summary.reason),
+        })
+        new_status = status_model.dump()
+        out.status = new_status
+        out.ready = summary.status
+        out.error = error
+        managed = set(LLMDeploymentStatus.model_fields) | {
+            f.alias for f in LLMDeploymentStatus.model_fields.values() if f.alias}
+        patch: dict[str, Any] = {k: v for k, v in new_status.items() if old_status.get(k) != v}
+        for key in old_status:
+            if key in managed and key not in new_status:
+                patch[key] = None
+        if patch:
+            self.cluster.merge_patch(API_VERSION, KIND, out.name, out.namespace,
+                                     {"status": patch}, subresource="status")
+            out.status_written = True
+        for moved in cond.transitions(old_conditions, new_conditions):
+            etype = "Warning" if moved.warning else "Normal"
+            text = f"{moved.type}={moved.new.status}: {moved.new.message}".strip()
+            out.events.append(f"{etype} {moved.new.reason}: {text}")
+            try:
+                self.cluster.event(body, etype, moved.new.reason, text)
+            except KubellmError as exc:  # an event is never worth failing the reconcile
+                log.warning("event for %s/%s not posted: %s", out.namespace, out.name, exc)
