@@ -46,6 +46,11 @@ local TRANSIENT = {
   Retrying = true,
   HubUnavailable = true,
   ClusterError = true,
+  -- reasons a stage may copy from the Deployment it rolls out (apps/v1 Progressing/Available)
+  MinimumReplicasUnavailable = true,
+  NewReplicaSetCreated = true,
+  FoundNewReplicaSet = true,
+  ReplicaSetUpdated = true,
 }
 
 local function describe(condition)
