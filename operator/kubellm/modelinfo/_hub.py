@@ -93,7 +93,7 @@ def translate(exc: BaseException, repo: str, revision: str) -> KubellmError | No
     if is_unavailable(exc):
         return HubUnavailableError(
             f"Hugging Face Hub at {where} unavailable while reading {repo}@{revision}: "
-            f"{type(exc).__name__}: {_short(exc)} (will retry; for air-gapped clusters set "
+            f"{type(exc).__name__}: {_short(exc)} (temporary; for air-gapped clusters set "
             "HF_HUB_OFFLINE=1 and fill the cache, or set HF_ENDPOINT to a mirror)"
         )
     status = exc.response.status_code if isinstance(exc, HfHubHTTPError) and exc.response else 0

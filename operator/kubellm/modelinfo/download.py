@@ -1,0 +1,202 @@
+"""The cache loader the download Job runs: ``snapshot_download`` into an HF cache, bounded.
+
+- Layout: the standard HF cache under ``cache_dir`` (``HF_HUB_CACHE``), so vLLM/TGI pods read it
+  with ``HF_HUB_OFFLINE=1`` and the operator's offline resolver sees the same files.
+- Timeouts: huggingface_hub 2.4 reads ``HF_HUB_ETAG_TIMEOUT``/``HF_HUB_DOWNLOAD_TIMEOUT`` at import,
+  so they are set before its first import (when still possible); some of its calls (repo tree
+  listing) pass ``timeout=None``, so a request hook on its shared session gives every request
+  without a timeout ours. A hung Hub therefore fails after ``timeout`` seconds, never hangs.
+- Retries: huggingface_hub retries little and not uniformly; we make at most ``retries`` extra
+  attempts with exponential backoff, and only for "Hub unavailable" (connect errors, timeouts,
+  429/5xx). Not found and gated fail at once with one clear line.
+- Resumable: huggingface_hub keeps ``.incomplete`` blobs and skips complete files; re-running the
+  Job continues. A finished download is recorded in ``<cache_dir>/.kubellm/<key>.complete`` (JSON:
+  repo, revision, sha, files with sizes), written atomically and only after success; with the
+  marker present and the files in place, a re-run makes no request at all.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from kubellm.errors import HubUnavailableError, KubellmError
+from kubellm.modelinfo import _hub
+
+MARKER_DIR = ".kubellm"
+
+
+@dataclass(frozen=True)
+class DownloadRequest:
+    repo: str
+    revision: str = "main"
+    include: tuple[str, ...] = ()  # fnmatch allow patterns; empty = every file
+    cache_dir: Path | None = None  # default HF_HUB_CACHE
+    token: str | None = None  # default HF_TOKEN
+    timeout: float = 30.0  # seconds per request (connect/read)
+    retries: int = 5  # extra attempts when the Hub is unavailable
+    backoff: float = 2.0  # first wait in seconds, doubled each attempt, capped at 60
+    marker: str | None = None  # marker file name (default derived from repo and sha)
+
+
+@dataclass(frozen=True)
+class DownloadResult:
+    repo: str
+    sha: str
+    snapshot: Path
+    files: tuple[tuple[str, int], ...]
+    marker: Path
+    skipped: bool  # True when the marker showed a complete download (no network)
+
+
+def marker_name(repo: str, sha: str) -> str:
+    return f"models--{repo.replace('/', '--')}--{sha}"
+
+
+def marker_path(cache_dir: Path, name: str) -> Path:
+    safe = re.sub(r"[^A-Za-z0-9._-]", "_", name)
+    return cache_dir / MARKER_DIR / f"{safe}.complete"
+
+
+def prepare_environment(timeout: float) -> None:
+    """Set huggingface_hub's timeout variables if it is not imported yet (see module doc)."""
+    if "huggingface_hub.constants" in sys.modules:
+        return
+    seconds = str(max(1, round(timeout)))
+    os.environ.setdefault("HF_HUB_ETAG_TIMEOUT", seconds)
+    os.environ.setdefault("HF_HUB_DOWNLOAD_TIMEOUT", seconds)
+
+
+def install_default_timeout(timeout: float) -> None:
+    """Give every huggingface_hub request that has no timeout ``timeout`` seconds."""
+    import httpx2
+    from huggingface_hub import get_session
+
+    limits = httpx2.Timeout(timeout).as_dict()
+
+    def hook(request: httpx2.Request) -> None:
+        current = request.extensions.get("timeout") or {}
+        if all(v is None for v in current.values()):
+            request.extensions["timeout"] = dict(limits)
+
+    client = get_session()
+    hooks = client.event_hooks
+    if not any(getattr(h, "__name__", "") == "hook" and getattr(h, "__module__", "") == __name__
+               for h in hooks.get("request", [])):
+        hooks["request"] = [*hooks.get("request", []), hook]
+        client.event_hooks = hooks
+
+
+def _read_marker(path: Path) -> dict[str, Any] | None:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _complete(cache_dir: Path, data: dict[str, Any]) -> Path | None:
+    """The snapshot dir when every file listed in a marker is present with its size."""
+    repo, sha = str(data["repo"]), str(data["sha"])
+    snap = cache_dir / f"models--{repo.replace('/', '--')}" / "snapshots" / sha
+    for f in data.get("files", []):
+        p = snap / f["path"]
+        if not p.is_file() or p.stat().st_size != f["size"]:
+            return None
+    return snap
+
+
+def _snapshot_files(snap: Path) -> tuple[tuple[str, int], ...]:
+    return tuple((p.relative_to(snap).as_posix(), p.stat().st_size)
+                 for p in sorted(snap.rglob("*")) if p.is_file())
+
+
+def download(req: DownloadRequest, *, log: Callable[[str], None] = print,
+             sleep: Callable[[float], None] = time.sleep) -> DownloadResult:
+    """Download ``req.repo@req.revision`` into the cache; raise a KubellmError on failure."""
+    prepare_environment(req.timeout)
+    cache_dir = Path(req.cache_dir) if req.cache_dir else _hub.cache_dir()
+    token = req.token or _hub.default_token()
+    sha_given = re.fullmatch(r"[0-9a-f]{40}", req.revision) is not None
+
+    if sha_given:
+        mpath = marker_path(cache_dir, req.marker or marker_name(req.repo, req.revision))
+        data = _read_marker(mpath)
+        if data and data.get("sha") == req.revision and data.get("include") == list(req.include):
+            done = _complete(cache_dir, data)
+            if done is not None:
+                log(f"{req.repo}@{req.revision}: already complete ({mpath}), nothing to do")
+                listed = tuple((f["path"], f["size"]) for f in data["files"])
+                return DownloadResult(req.repo, req.revision, done, listed, mpath, skipped=True)
+
+    from huggingface_hub import HfApi, snapshot_download
+    from huggingface_hub.utils import disable_progress_bars  # type: ignore[attr-defined]
+
+    disable_progress_bars()  # one line per step in Job logs instead of tqdm bars
+    install_default_timeout(req.timeout)
+    api = HfApi(token=token)
+    attempts = req.retries + 1
+    snap: Path | None = None
+    sha = req.revision
+    plan: list[Any] = []
+    for attempt in range(1, attempts + 1):
+        started = time.monotonic()
+        try:
+            sha = req.revision
+            if not sha_given:
+                info = api.model_info(req.repo, revision=req.revision, timeout=req.timeout)
+                sha = info.sha or req.revision
+            plan = snapshot_download(req.repo, revision=sha, cache_dir=cache_dir, token=token,
+                                     allow_patterns=list(req.include) or None,
+                                     etag_timeout=req.timeout, dry_run=True)
+            todo = [f for f in plan if f.will_download]
+            total = sum(int(f.file_size or 0) for f in plan)
+            fetch = sum(int(f.file_size or 0) for f in todo)
+            log(f"{req.repo}@{sha}: {len(plan)} files, {total / 2**30:.2f} GiB; "
+                f"{len(todo)} to fetch ({fetch / 2**30:.2f} GiB), "
+                f"attempt {attempt}/{attempts}")
+            snap = Path(snapshot_download(req.repo, revision=sha, cache_dir=cache_dir,
+                                          token=token, allow_patterns=list(req.include) or None,
+                                          etag_timeout=req.timeout, max_workers=4))
+            break
+        except KubellmError:
+            raise
+        except Exception as exc:
+            mapped = _hub.translate(exc, req.repo, req.revision)
+            if mapped is None:
+                raise
+            if not isinstance(mapped, HubUnavailableError) or attempt == attempts:
+                if isinstance(mapped, HubUnavailableError):
+                    mapped = HubUnavailableError(
+                        f"giving up after {attempts} attempts: {mapped.message}")
+                raise mapped from exc
+            wait = min(60.0, req.backoff * 2 ** (attempt - 1))
+            log(f"attempt {attempt}/{attempts} failed after {time.monotonic() - started:.1f}s: "
+                f"{mapped.message}; retrying in {wait:.1f}s")
+            sleep(wait)
+
+    assert snap is not None  # the loop either set it or raised
+    files = _snapshot_files(snap)
+    names = {p for p, _ in files}
+    missing = [f.filename for f in plan if f.filename not in names]
+    if missing:  # pragma: no cover - huggingface_hub raises before this
+        raise HubUnavailableError(f"{req.repo}@{sha}: files missing after download: {missing}")
+    wanted = {f.filename for f in plan}
+    files = tuple(f for f in files if f[0] in wanted)
+    mpath = marker_path(cache_dir, req.marker or marker_name(req.repo, sha))
+    mpath.parent.mkdir(parents=True, exist_ok=True)
+    body = {"repo": req.repo, "revision": req.revision, "sha": sha, "include": list(req.include),
+            "files": [{"path": p, "size": s} for p, s in files]}
+    tmp = mpath.with_suffix(".tmp")
+    tmp.write_text(json.dumps(body, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    tmp.replace(mpath)
+    log(f"{req.repo}@{sha}: complete, {len(files)} files, "
+        f"{sum(s for _, s in files) / 2**30:.2f} GiB in {snap}; marker {mpath}")
+    return DownloadResult(req.repo, sha, snap, files, mpath, skipped=False)
