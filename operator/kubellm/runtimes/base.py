@@ -1,0 +1,483 @@
+"""The runtime interface and what every runtime renders the same way (pure).
+
+A runtime turns a ``RenderContext`` (spec, model facts, sizing, cache) into a Deployment and a
+Service. ``vllm.py`` / ``tgi.py`` only say what differs: the server's arguments and environment.
+Everything else (GPU placement, probes sized for the model, the cache mount, /dev/shm, the
+rollout strategy, the spec hash) is decided here, once.
+
+Choices, with reasons:
+
+- Startup probe budget = runtime base (CUDA graphs / compile / warm-up) + weight bytes read at a
+  conservative 100 MiB/s from the cache PVC (+ the bytes at 25 MiB/s from the Hub when there is
+  no cache), at least 10 min; ``failureThreshold x periodSeconds >= budget``. Readiness probes
+  a real endpoint; liveness uses ``/health`` with generous timeouts (a loaded GPU answers slowly,
+  and a liveness kill costs a full model reload).
+- Rollout: GPUs are scarce. With one replica, ``maxSurge 1 / maxUnavailable 0``: the old pod keeps
+  serving while the new one loads; if no spare GPU exists the new pod stays Pending and the
+  Deployment reports ProgressDeadlineExceeded - never an outage. With two or more replicas,
+  ``maxSurge 0 / maxUnavailable 1``: replace one pod at a time inside the GPUs already held, so a
+  rollout never needs a GPU the deployment does not have (capacity dips by one replica).
+  ``progressDeadlineSeconds`` = startup budget + 10 min, so a slow load is not reported as stuck.
+- ``enableServiceLinks: false``: a Service named ``vllm`` would inject ``VLLM_PORT=tcp://...``,
+  which vLLM reads as its own setting and crashes on.
+- Node placement: required node affinity on ``nvidia.com/gpu.product`` (the chosen GPU and its
+  other label spellings), the ``nvidia.com/gpu`` NoSchedule toleration, GPU limits.
+- ``kubellm.io/spec-hash`` (sha256 of the canonical JSON of the pod template) on the pod template
+  and the Deployment, for drift detection without diffing whole objects.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from kubellm.errors import DoesNotFitError, UnsupportedError
+from kubellm.naming import (
+    ANNOTATION_CACHE_KEY,
+    ANNOTATION_MODEL,
+    ANNOTATION_REVISION,
+    ANNOTATION_SPEC_HASH,
+    COMPONENT_SERVER,
+    LABEL_RUNTIME,
+    labels,
+    selector_labels,
+    serving_name,
+)
+from kubellm.runtimes.catalog import QuantSupport, RuntimeInfo, runtime_info, runtime_infos
+from kubellm.runtimes.catalog import startup_budget as _budget
+
+if TYPE_CHECKING:
+    from kubellm.api.v1alpha1 import LLMDeploymentSpec
+    from kubellm.cache import CacheRef
+    from kubellm.facts import ModelFacts
+    from kubellm.sizing.types import GpuType, Quant, SizingResult
+
+GPU_RESOURCE = "nvidia.com/gpu"
+GPU_PRODUCT_LABEL = "nvidia.com/gpu.product"
+SERVICE_PORT = 80
+MODEL_MOUNT = "/models"
+CONTAINER_NAME = "server"
+TERMINATION_GRACE_SECONDS = 60
+PROGRESS_MARGIN_SECONDS = 600
+GIB = 1024**3
+
+
+@dataclass(frozen=True)
+class RenderContext:
+    """Everything a runtime needs to render one LLMDeployment.
+
+    ``replicas`` None means ``spec.replicas``; the operator passes 0 to scale a denied model
+    down. ``gpu`` is the catalogue entry of ``sizing.gpu_type`` (for compute-capability checks
+    and alternative product labels); ``image`` overrides ``spec.image`` and the catalogue.
+    """
+
+    name: str
+    namespace: str
+    spec: LLMDeploymentSpec
+    facts: ModelFacts
+    sizing: SizingResult
+    cache: CacheRef | None
+    image: str | None = None
+    replicas: int | None = None
+    gpu: GpuType | None = None
+
+    @property
+    def quant(self) -> Quant:
+        return self.sizing.quant
+
+    @property
+    def tp(self) -> int:
+        return self.sizing.tensor_parallel_size or 1
+
+    @property
+    def pp(self) -> int:
+        return self.sizing.pipeline_parallel_size or 1
+
+    @property
+    def gpus(self) -> int:
+        return self.sizing.gpus_per_replica or self.tp * self.pp
+
+    @property
+    def revision(self) -> str:
+        return self.facts.sha or self.facts.revision
+
+    @property
+    def served_model_name(self) -> str:
+        return self.spec.served_model_name or self.facts.repo
+
+    @property
+    def weight_bytes(self) -> int:
+        if self.cache is not None and self.cache.weight_bytes:
+            return self.cache.weight_bytes
+        return self.sizing.total_weight_bytes or self.facts.weight_bytes or 0
+
+
+def endpoint_url(llmd_name: str, namespace: str) -> str:
+    """The in-cluster OpenAI-compatible base URL of a deployment."""
+    return f"http://{serving_name(llmd_name)}.{namespace}.svc/v1"
+
+
+def spec_hash(template: dict[str, Any]) -> str:
+    """sha256 (16 hex) of the canonical JSON of a pod template."""
+    canonical = json.dumps(template, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:16]
+
+
+def _cc(cc: tuple[int, int]) -> str:
+    return f"{cc[0]}.{cc[1]}"
+
+
+def _cc2(value: tuple[int, int] | list[int]) -> tuple[int, int]:
+    return (int(value[0]), int(value[1]))
+
+
+def _env_list(values: dict[str, Any], extra: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """kubellm's env (name -> value or EnvVar dict) with the user's merged over it, sorted."""
+    merged: dict[str, dict[str, Any]] = {}
+    for name, value in values.items():
+        merged[name] = value if isinstance(value, dict) else {"name": name, "value": str(value)}
+    for item in extra:
+        merged[str(item["name"])] = item
+    return [merged[k] for k in sorted(merged)]
+
+
+class Runtime(ABC):
+    """One serving runtime. Subclasses give ``name`` and the server's ``args`` / ``extra_env``."""
+
+    name: str
+
+    @property
+    def info(self) -> RuntimeInfo:
+        return runtime_info(self.name)
+
+    # --- support -----------------------------------------------------------------------------
+
+    def supported_text(self) -> str:
+        """``none (compute capability 7.0+), fp8 (8.0+), ...`` for error messages."""
+        parts = []
+        for method, qs in self.info.quantizations.items():
+            extra = ", pre-quantized checkpoint" if qs.needs_checkpoint else ""
+            parts.append(f"{method} (compute capability {_cc(qs.min_cc)}+{extra})")
+        return ", ".join(parts)
+
+    def _others_serving(self, method: str) -> list[str]:
+        infos = runtime_infos()
+        return [n for n, i in infos.items() if n != self.name and method in i.quantizations]
+
+    def supports(self, quant: Quant, gpu: GpuType | None) -> None:
+        """Raise UnsupportedError (listing what is supported) unless this runtime can serve
+        ``quant`` on ``gpu`` (``gpu`` None: the quantization alone is checked)."""
+        method = quant.method
+        qs: QuantSupport | None = self.info.quantizations.get(method)
+        if qs is None:
+            reason = self.info.unsupported.get(method, f"{method} is not in its catalogue")
+            others = self._others_serving(method)
+            fix = (
+                f"set spec.runtime to {' or '.join([*others, 'auto'])}"
+                if others
+                else "choose another spec.quantization"
+            )
+            raise UnsupportedError(
+                f"spec.runtime: runtime {self.name} cannot serve quantization {method} "
+                f"({reason}). {self.name} serves: {self.supported_text()}. Fix: {fix}."
+            )
+        if qs.needs_checkpoint and not quant.from_checkpoint:
+            on_the_fly = sorted(
+                m for m, q in self.info.quantizations.items() if not q.needs_checkpoint
+            )
+            raise UnsupportedError(
+                f"spec.quantization: {method} needs a checkpoint that is already quantized with "
+                f"{method} (its config.json quantization_config); {self.name} cannot quantize to "
+                f"{method} on the fly. Fix: pick a {method.upper()} repo in spec.model.repo, or "
+                f"set spec.quantization to "
+                f"{' or '.join(on_the_fly)}."
+            )
+        if gpu is not None and _cc2(gpu.compute_capability) < qs.min_cc:
+            fitting = [
+                m
+                for m, q in self.info.quantizations.items()
+                if _cc2(gpu.compute_capability) >= q.min_cc
+            ]
+            note = f" ({qs.note})" if qs.note else ""
+            raise UnsupportedError(
+                f"spec.gpu.type: runtime {self.name} serves {method} on GPUs with compute "
+                f"capability {_cc(qs.min_cc)} or newer{note}; {gpu.product} has "
+                f"{_cc(_cc2(gpu.compute_capability))}. Fix: choose a newer GPU in spec.gpu.type, "
+                f"or a spec.quantization this GPU supports with {self.name}: "
+                f"{', '.join(fitting) or 'none'}."
+            )
+
+    def check(self, ctx: RenderContext) -> None:
+        """Everything that must hold before rendering (support, fit, cache, parallelism)."""
+        if not ctx.sizing.fits:
+            raise DoesNotFitError(ctx.sizing.message or "the sizing found no GPU configuration")
+        self.supports(ctx.quant, ctx.gpu)
+        qs = self.info.quantizations[ctx.quant.method]
+        if qs.needs_cache and ctx.cache is None:
+            raise UnsupportedError(
+                f"spec.cache.enabled: runtime {self.name} serves {ctx.quant.method} from a local "
+                f"file, so it needs the model cache. Fix: set spec.cache.enabled: true."
+            )
+        if self.info.no_pipeline_parallel and ctx.pp > 1:
+            raise UnsupportedError(
+                f"spec.runtime: runtime {self.name} has no pipeline parallelism but the sizing "
+                f"chose {ctx.pp} stages x {ctx.tp} GPUs. Fix: set spec.runtime to vllm or auto, "
+                f"or a GPU type with more memory in spec.gpu.type."
+            )
+
+    # --- what differs per runtime ------------------------------------------------------------
+
+    @abstractmethod
+    def args(self, ctx: RenderContext) -> list[str]:
+        """The server's arguments (kubellm's, sorted by flag, then spec.args as written)."""
+
+    def extra_env(self, ctx: RenderContext) -> dict[str, Any]:
+        """Runtime-specific environment beyond the common one."""
+        return {}
+
+    # --- shared rendering --------------------------------------------------------------------
+
+    def image(self, ctx: RenderContext) -> str:
+        return ctx.image or ctx.spec.image or self.info.image
+
+    def env(self, ctx: RenderContext) -> list[dict[str, Any]]:
+        values: dict[str, Any] = dict(self.info.env)
+        values["HF_HUB_CACHE"] = MODEL_MOUNT
+        if ctx.cache is not None:
+            values["HF_HUB_OFFLINE"] = "1"  # everything is in the read-only cache mount
+        elif ctx.spec.hub_token_secret_ref is not None:
+            ref = ctx.spec.hub_token_secret_ref
+            values["HF_TOKEN"] = {
+                "name": "HF_TOKEN",
+                "valueFrom": {"secretKeyRef": {"name": ref.name, "key": ref.key}},
+            }
+        values.update(self.extra_env(ctx))
+        return _env_list(values, list(ctx.spec.env))
+
+    def startup_seconds(self, ctx: RenderContext) -> int:
+        """The time a pod may take to load the model before the startup probe gives up."""
+        budget = _budget()
+        nbytes = ctx.weight_bytes
+        seconds = self.info.probes.startup_base_seconds
+        seconds += math.ceil(nbytes / budget.load_bytes_per_second)
+        if ctx.cache is None:
+            seconds += math.ceil(nbytes / budget.download_bytes_per_second)
+        return max(budget.min_seconds, seconds)
+
+    def probes(self, ctx: RenderContext) -> dict[str, dict[str, Any]]:
+        period = _budget().period_seconds
+        startup = self.startup_seconds(ctx)
+        p = self.info.probes
+        return {
+            "livenessProbe": {
+                "httpGet": {"path": p.liveness_path, "port": "http"},
+                "periodSeconds": 30,
+                "timeoutSeconds": 10,
+                "failureThreshold": 5,
+            },
+            "readinessProbe": {
+                "httpGet": {"path": p.readiness_path, "port": "http"},
+                "periodSeconds": 10,
+                "timeoutSeconds": 5,
+                "failureThreshold": 3,
+            },
+            "startupProbe": {
+                "httpGet": {"path": p.startup_path, "port": "http"},
+                "periodSeconds": period,
+                "timeoutSeconds": 5,
+                "failureThreshold": math.ceil(startup / period),
+            },
+        }
+
+    def resources(self, ctx: RenderContext) -> dict[str, Any]:
+        """spec.resources merged under kubellm's GPU count (the GPU count is always kubellm's)."""
+        user = ctx.spec.resources or {}
+        out: dict[str, Any] = {}
+        for section in ("limits", "requests"):
+            values = {str(k): v for k, v in dict(user.get(section) or {}).items()}
+            if section == "limits" or GPU_RESOURCE in values:
+                values[GPU_RESOURCE] = str(ctx.gpus)
+            if values:
+                out[section] = dict(sorted(values.items()))
+        for key in sorted(k for k in user if k not in ("limits", "requests")):
+            out[key] = user[key]
+        return out
+
+    def container(self, ctx: RenderContext) -> dict[str, Any]:
+        """The serving container."""
+        self.check(ctx)
+        mounts: list[dict[str, Any]] = []
+        if ctx.gpus > 1:
+            mounts.append({"name": "dshm", "mountPath": "/dev/shm"})
+        cache_mount: dict[str, Any] = {"name": "model-cache", "mountPath": MODEL_MOUNT}
+        if ctx.cache is not None:
+            cache_mount["readOnly"] = True
+        mounts.append(cache_mount)
+        return {
+            "name": CONTAINER_NAME,
+            "image": self.image(ctx),
+            "command": list(self.info.command),
+            "args": self.args(ctx),
+            "env": self.env(ctx),
+            "ports": [{"name": "http", "containerPort": self.info.port, "protocol": "TCP"}],
+            **self.probes(ctx),
+            "resources": self.resources(ctx),
+            "volumeMounts": mounts,
+        }
+
+    def volumes(self, ctx: RenderContext) -> list[dict[str, Any]]:
+        volumes: list[dict[str, Any]] = []
+        if ctx.gpus > 1:  # NCCL between the GPUs of one pod needs more than the 64 MiB default
+            volumes.append(
+                {"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": self.info.shm_size}}
+            )
+        if ctx.cache is not None:
+            volumes.append(
+                {
+                    "name": "model-cache",
+                    "persistentVolumeClaim": {"claimName": ctx.cache.pvc_name, "readOnly": True},
+                }
+            )
+        else:  # no shared cache: download into pod-local scratch of the right size
+            size = math.ceil((ctx.weight_bytes * 1.2 + 2 * GIB) / GIB)
+            volumes.append({"name": "model-cache", "emptyDir": {"sizeLimit": f"{size}Gi"}})
+        return volumes
+
+    def affinity(self, ctx: RenderContext) -> dict[str, Any] | None:
+        product = ctx.sizing.gpu_type
+        if not product:
+            return None
+        values = {product}
+        if ctx.gpu is not None and product in (ctx.gpu.product, *ctx.gpu.products):
+            values |= {ctx.gpu.product, *ctx.gpu.products}
+        term = {"key": GPU_PRODUCT_LABEL, "operator": "In", "values": sorted(values)}
+        return {
+            "nodeAffinity": {
+                "requiredDuringSchedulingIgnoredDuringExecution": {
+                    "nodeSelectorTerms": [{"matchExpressions": [term]}]
+                }
+            }
+        }
+
+    def tolerations(self, ctx: RenderContext) -> list[dict[str, Any]]:
+        ours: list[dict[str, Any]] = [
+            {"effect": "NoSchedule", "key": GPU_RESOURCE, "operator": "Exists"}
+        ]
+        return ours + [t for t in ctx.spec.tolerations if t not in ours]
+
+    def pod_annotations(self, ctx: RenderContext) -> dict[str, str]:
+        annotations = {
+            ANNOTATION_MODEL: ctx.facts.repo,
+            ANNOTATION_REVISION: ctx.revision,
+            "prometheus.io/path": self.info.metrics_path,
+            "prometheus.io/port": str(self.info.port),
+            "prometheus.io/scrape": "true",
+        }
+        if ctx.cache is not None:
+            annotations[ANNOTATION_CACHE_KEY] = ctx.cache.key
+        return dict(sorted(annotations.items()))
+
+    def pod_labels(self, ctx: RenderContext) -> dict[str, str]:
+        pod = {**labels(ctx.name, COMPONENT_SERVER), LABEL_RUNTIME: self.name}
+        return dict(sorted(pod.items()))
+
+    def pod_template(self, ctx: RenderContext) -> dict[str, Any]:
+        pod_spec: dict[str, Any] = {}
+        affinity = self.affinity(ctx)
+        if affinity:
+            pod_spec["affinity"] = affinity
+        pod_spec.update(
+            {
+                "automountServiceAccountToken": False,
+                "containers": [self.container(ctx)],
+                "enableServiceLinks": False,
+            }
+        )
+        if ctx.spec.node_selector:
+            pod_spec["nodeSelector"] = dict(sorted(ctx.spec.node_selector.items()))
+        pod_spec["terminationGracePeriodSeconds"] = TERMINATION_GRACE_SECONDS
+        pod_spec["tolerations"] = self.tolerations(ctx)
+        pod_spec["volumes"] = self.volumes(ctx)
+        template = {
+            "metadata": {"labels": self.pod_labels(ctx), "annotations": self.pod_annotations(ctx)},
+            "spec": pod_spec,
+        }
+        annotations = {
+            **template["metadata"]["annotations"],
+            ANNOTATION_SPEC_HASH: spec_hash(template),
+        }
+        template["metadata"]["annotations"] = dict(sorted(annotations.items()))
+        return template
+
+    def strategy(self, replicas: int) -> dict[str, Any]:
+        if replicas >= 2:
+            rolling = {"maxSurge": 0, "maxUnavailable": 1}
+        else:
+            rolling = {"maxSurge": 1, "maxUnavailable": 0}
+        return {"type": "RollingUpdate", "rollingUpdate": rolling}
+
+    def render(self, ctx: RenderContext) -> list[dict[str, Any]]:
+        """[Deployment, Service] for ``ctx`` (no ownerReferences: see naming.owner_reference)."""
+        name = serving_name(ctx.name)
+        replicas = ctx.spec.replicas if ctx.replicas is None else ctx.replicas
+        template = self.pod_template(ctx)
+        meta_labels = self.pod_labels(ctx)
+        deployment = {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {
+                "name": name,
+                "namespace": ctx.namespace,
+                "labels": meta_labels,
+                "annotations": {
+                    ANNOTATION_MODEL: ctx.facts.repo,
+                    ANNOTATION_REVISION: ctx.revision,
+                    ANNOTATION_SPEC_HASH: template["metadata"]["annotations"][ANNOTATION_SPEC_HASH],
+                },
+            },
+            "spec": {
+                "progressDeadlineSeconds": self.startup_seconds(ctx) + PROGRESS_MARGIN_SECONDS,
+                "replicas": replicas,
+                "selector": {"matchLabels": selector_labels(ctx.name)},
+                "strategy": self.strategy(replicas),
+                "template": template,
+            },
+        }
+        service = {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": {
+                "name": name,
+                "namespace": ctx.namespace,
+                "labels": meta_labels,
+                "annotations": {ANNOTATION_MODEL: ctx.facts.repo},
+            },
+            "spec": {
+                "type": "ClusterIP",
+                "selector": selector_labels(ctx.name),
+                "ports": [
+                    {
+                        "name": "http",
+                        "port": SERVICE_PORT,
+                        "targetPort": "http",
+                        "protocol": "TCP",
+                        "appProtocol": "http",
+                    }
+                ],
+            },
+        }
+        return [deployment, service]
+
+
+def flag_args(flags: dict[str, str | None], extra: list[str]) -> list[str]:
+    """``--flag value`` pairs sorted by flag (None values dropped), then ``extra`` as given."""
+    out: list[str] = []
+    for flag in sorted(flags):
+        value = flags[flag]
+        if value is not None:
+            out += [flag, value]
+    return out + list(extra)
