@@ -1,0 +1,66 @@
+"""The ONE place that pins what the sandbox builds, and where the built binaries are cached.
+
+Change a version here and nowhere else: the installer, the cache directory name and the reports
+all read these constants. Every module below is fetched from the Go module proxy.
+
+- ``KUBERNETES``: ``k8s.io/kubernetes`` release; its staging modules (``k8s.io/api`` ...) are
+  replaced by their published ``v0.MINOR.PATCH`` tags in a throw-away wrapper module.
+- ``ETCD``: ``go.etcd.io/etcd/server/v3``, the version that Kubernetes release pins in its go.mod
+  (the installer checks the wrapper resolves to exactly this one).
+- ``KWOK``: ``sigs.k8s.io/kwok`` (simulated nodes and pod life cycles), built on its own.
+- ``HELM``: ``helm.sh/helm/v4``, built on its own.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+KUBERNETES = "v1.36.3"
+ETCD = "v3.6.8"
+KWOK = "v0.8.0"
+HELM = "v4.3.1"
+
+#: Oldest Go toolchain that builds all of the above (kwok v0.8.0 and Kubernetes 1.36 say go 1.26.0).
+GO_MIN = (1, 26)
+#: Toolchain requested through GOTOOLCHAIN when the local go is older than GO_MIN.
+GO_TOOLCHAIN = "go1.26.0"
+
+#: Binaries the sandbox needs, in build order.
+BINARIES = (
+    "kube-apiserver",
+    "kube-controller-manager",
+    "kube-scheduler",
+    "kubectl",
+    "etcd",
+    "kwok",
+    "helm",
+)
+
+
+def staging_version(kubernetes: str = KUBERNETES) -> str:
+    """``v1.36.3`` -> ``v0.36.3``: the tag of the published staging modules of that release."""
+    major, minor, patch = kubernetes.lstrip("v").split(".")
+    if major != "1":
+        raise ValueError(f"unexpected Kubernetes version {kubernetes!r}")
+    return f"v0.{minor}.{patch}"
+
+
+def version_key() -> str:
+    """Directory name that changes whenever any pinned version changes."""
+    return f"k8s-{KUBERNETES}_etcd-{ETCD}_kwok-{KWOK}_helm-{HELM}"
+
+
+def cache_root() -> Path:
+    """``${XDG_CACHE_HOME:-~/.cache}/kubellm/sandbox`` (outside the checkout, per user)."""
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "kubellm" / "sandbox"
+
+
+def cache_dir() -> Path:
+    """Per-version directory holding ``bin/`` and the generated build module ``src/``."""
+    return cache_root() / version_key()
+
+
+def bin_dir() -> Path:
+    return cache_dir() / "bin"
