@@ -1,0 +1,134 @@
+"""``kubellm sandbox``: a real local Kubernetes with simulated GPU nodes (no Docker needed).
+
+Sub-commands: ``install`` (build the binaries once, from the Go module proxy), ``up``, ``down``,
+``status``, ``kubeconfig``. The work is in :mod:`kubellm.sandbox`; this module only parses
+arguments and prints.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+_EPILOG = """\
+examples:
+  kubellm sandbox install            # once; minutes on a cold Go cache, then a no-op
+  kubellm sandbox up                 # default pools: 2x8 H100, 2x4 A100, 4x1 L4, 1 CPU node
+  export KUBECONFIG=$(kubellm sandbox kubeconfig)
+  kubectl get nodes -L nvidia.com/gpu.product
+  kubellm sandbox down
+
+A pod annotated kubellm.io/sandbox-fail: "true" fails with exit code 1 (test failing Jobs);
+kubellm.io/sandbox-delay: "5s" delays Job completion or that failure.
+State: ${XDG_STATE_HOME:-~/.local/state}/kubellm/sandbox (KUBELLM_SANDBOX_DIR overrides).
+Binaries: ${XDG_CACHE_HOME:-~/.cache}/kubellm/sandbox/<versions>/bin (KUBEBUILDER_ASSETS first).
+"""
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "sandbox",
+        help="local control plane with simulated GPU nodes (install/up/down/status/kubeconfig)",
+        description=(
+            "Run a real kube-apiserver, etcd, controller-manager and scheduler on 127.0.0.1, "
+            "with kwok simulating GPU nodes labelled like NVIDIA GPU Feature Discovery does."
+        ),
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = parser.add_subparsers(dest="sandbox_command", metavar="ACTION", required=True)
+
+    p_install = sub.add_parser(
+        "install",
+        help="build kube-apiserver, controller-manager, scheduler, kubectl, etcd, kwok, helm",
+        description="Build the sandbox binaries with Go (once per pinned version set).",
+    )
+    p_install.add_argument("--force", action="store_true", help="rebuild even if present")
+    p_install.set_defaults(func=_install)
+
+    p_up = sub.add_parser("up", help="start the sandbox and wait until its nodes are Ready")
+    p_up.add_argument(
+        "--nodes",
+        type=Path,
+        metavar="FILE",
+        help="node-pool YAML file (default: the packaged kubellm/data/sandbox-nodes.yaml)",
+    )
+    p_up.add_argument(
+        "--port", type=int, help="kube-apiserver port on 127.0.0.1 (default: a free one)"
+    )
+    p_up.set_defaults(func=_up)
+
+    p_down = sub.add_parser("down", help="stop the sandbox's processes and delete its state")
+    p_down.set_defaults(func=_down)
+
+    p_status = sub.add_parser("status", help="show components, pids, memory and the API URL")
+    p_status.set_defaults(func=_status)
+
+    p_kc = sub.add_parser(
+        "kubeconfig", help="print the kubeconfig path (export KUBECONFIG=$(kubellm sandbox ...))"
+    )
+    p_kc.set_defaults(func=_kubeconfig)
+
+
+def _progress(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def _install(args: argparse.Namespace) -> int:
+    from kubellm.sandbox import install
+
+    found = install.install(_progress, force=args.force)
+    for name, path in sorted(found.paths.items()):
+        print(f"{name:24} {path}")
+    return 0
+
+
+def _up(args: argparse.Namespace) -> int:
+    from kubellm.sandbox.cluster import Sandbox
+
+    Sandbox().up(args.nodes, port=args.port, progress=_progress)
+    return 0
+
+
+def _down(args: argparse.Namespace) -> int:
+    from kubellm.sandbox.cluster import Sandbox
+
+    if not Sandbox().down(_progress):
+        _progress("sandbox is not running")
+    else:
+        _progress("sandbox stopped and its state removed")
+    return 0
+
+
+def _status(args: argparse.Namespace) -> int:
+    from kubellm.sandbox.cluster import Sandbox
+
+    sandbox = Sandbox()
+    state = sandbox.read_state()
+    if state is None:
+        print("sandbox is not running (kubellm sandbox up)")
+        return 3
+    components = sandbox.status()
+    total = sum(c.rss_bytes for c in components)
+    print(f"server      {state.server}")
+    print(f"kubeconfig  {state.kubeconfig}")
+    print(f"nodes       {len(state.nodes)}")
+    print(f"versions    {state.versions}")
+    for c in components:
+        alive = "running" if c.running else "DEAD"
+        print(f"  {c.name:24} pid {c.pid:<8} {alive:8} {c.rss_bytes / 2**20:8.0f} MiB RSS")
+    print(f"  {'total':24} {'':21} {total / 2**20:8.0f} MiB RSS")
+    return 0 if sandbox.is_up() else 1
+
+
+def _kubeconfig(args: argparse.Namespace) -> int:
+    from kubellm.sandbox.cluster import Sandbox
+
+    sandbox = Sandbox()
+    if sandbox.read_state() is None:
+        _progress("sandbox is not running: start it with `kubellm sandbox up`")
+        return 3
+    print(sandbox.kubeconfig)
+    return 0

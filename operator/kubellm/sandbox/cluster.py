@@ -1,0 +1,493 @@
+"""``kubellm sandbox up/down/status``: a real local control plane with simulated GPU nodes.
+
+``up`` starts, all on 127.0.0.1 with free ports: etcd, kube-apiserver (TLS, RBAC, ServiceAccount
+admission), kube-controller-manager (garbage collector, Deployments, Jobs, PV binder, ...),
+kube-scheduler and kwok, then creates the nodes of a node-pool file (see
+:mod:`kubellm.sandbox.nodes`) and the default StorageClass, and waits until every node is Ready
+and the ``default`` ServiceAccount exists. kwok runs the Stages of :mod:`kubellm.sandbox.stages`:
+pods become Ready, Job pods complete, PVCs bind, and a pod annotated
+``kubellm.io/sandbox-fail: "true"`` fails with exit code 1.
+
+State (PKI, kubeconfig, etcd data, logs, pids) lives in one directory, by default
+``${XDG_STATE_HOME:-~/.local/state}/kubellm/sandbox`` (``KUBELLM_SANDBOX_DIR`` overrides it).
+One sandbox per directory. ``down`` stops only the processes recorded there (pid + start time)
+and removes the directory; running it twice is fine. A component that dies while starting
+fails ``up`` with the tail of its log.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import ssl
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from kubellm.sandbox import install, nodes, pki, ports, process, stages, versions
+from kubellm.sandbox.errors import SandboxError
+from kubellm.sandbox.process import ProcessRecord
+
+Progress = Callable[[str], None]
+COMPONENTS = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok")
+STATE_FILE = "state.json"
+MARKER = ".kubellm-sandbox"
+KWOK_CIDR = "10.244.0.1/16"
+KWOK_NODE_IP = "10.254.0.1"
+
+
+def default_state_dir() -> Path:
+    override = os.environ.get("KUBELLM_SANDBOX_DIR")
+    if override:
+        return Path(override).expanduser()
+    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(base) / "kubellm" / "sandbox"
+
+
+def start_timeout() -> float:
+    value = os.environ.get("KUBELLM_SANDBOX_START_TIMEOUT", "180")
+    try:
+        return float(value)
+    except ValueError as exc:
+        raise SandboxError(
+            f"KUBELLM_SANDBOX_START_TIMEOUT={value!r} is not a number of seconds"
+        ) from exc
+
+
+@dataclass
+class SandboxState:
+    """What ``up`` recorded in ``state.json``."""
+
+    server: str
+    kubeconfig: str
+    bin_dir: str
+    ports: dict[str, int]
+    nodes: list[str]
+    processes: list[ProcessRecord] = field(default_factory=list)
+    versions: str = field(default_factory=versions.version_key)
+    started_at: float = field(default_factory=time.time)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "server": self.server,
+            "kubeconfig": self.kubeconfig,
+            "bin_dir": self.bin_dir,
+            "ports": self.ports,
+            "nodes": self.nodes,
+            "processes": [p.to_json() for p in self.processes],
+            "versions": self.versions,
+            "started_at": self.started_at,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> SandboxState:
+        return cls(
+            server=str(data["server"]),
+            kubeconfig=str(data["kubeconfig"]),
+            bin_dir=str(data["bin_dir"]),
+            ports={str(k): int(v) for k, v in data["ports"].items()},
+            nodes=[str(n) for n in data.get("nodes", [])],
+            processes=[ProcessRecord.from_json(p) for p in data.get("processes", [])],
+            versions=str(data.get("versions", "")),
+            started_at=float(data.get("started_at", 0.0)),
+        )
+
+
+@dataclass(frozen=True)
+class ComponentStatus:
+    name: str
+    pid: int
+    running: bool
+    rss_bytes: int
+
+
+class Sandbox:
+    """One local control plane rooted at ``state_dir``."""
+
+    def __init__(self, state_dir: Path | None = None) -> None:
+        self.state_dir = (state_dir or default_state_dir()).resolve()
+
+    # ---- paths and recorded state -------------------------------------------------------------
+    @property
+    def kubeconfig(self) -> Path:
+        return self.state_dir / "kubeconfig"
+
+    @property
+    def logs(self) -> Path:
+        return self.state_dir / "logs"
+
+    def read_state(self) -> SandboxState | None:
+        path = self.state_dir / STATE_FILE
+        try:
+            return SandboxState.from_json(json.loads(path.read_text()))
+        except FileNotFoundError:
+            return None
+        except (ValueError, KeyError, TypeError) as exc:
+            raise SandboxError(
+                f"{path} is corrupt ({exc}); stop any leftover processes and delete "
+                f"{self.state_dir}"
+            ) from exc
+
+    def _write_state(self, state: SandboxState) -> None:
+        path = self.state_dir / STATE_FILE
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(state.to_json(), indent=2) + "\n")
+        os.replace(tmp, path)
+
+    def status(self) -> list[ComponentStatus]:
+        state = self.read_state()
+        if state is None:
+            return []
+        return [
+            ComponentStatus(
+                p.name,
+                p.pid,
+                running := process.is_running(p),
+                process.rss_bytes(p.pid) if running else 0,
+            )
+            for p in state.processes
+        ]
+
+    def is_up(self) -> bool:
+        found = self.status()
+        return bool(found) and len(found) == len(COMPONENTS) and all(c.running for c in found)
+
+    # ---- down -----------------------------------------------------------------------------------
+    def _owned(self) -> bool:
+        """True when the directory is ours to delete (marker present) or empty."""
+        return (self.state_dir / MARKER).exists() or not any(self.state_dir.iterdir())
+
+    def _remove(self) -> None:
+        if self.state_dir.exists() and self._owned():
+            shutil.rmtree(self.state_dir, ignore_errors=True)
+
+    def down(self, progress: Progress = print) -> bool:
+        """Stop our processes (reverse start order) and remove the state. False if nothing ran."""
+        state = self.read_state() if self.state_dir.exists() else None
+        if state is None:
+            self._remove()
+            return False
+        for record in reversed(state.processes):
+            if process.is_running(record):
+                progress(f"stopping {record.name} (pid {record.pid})")
+            process.stop(record)
+        self._remove()
+        return True
+
+    # ---- up -------------------------------------------------------------------------------------
+    def up(
+        self,
+        nodes_file: Path | None = None,
+        *,
+        port: int | None = None,
+        progress: Progress = print,
+    ) -> SandboxState:
+        """Start the sandbox (or return the running one) and wait until nodes are Ready."""
+        existing = self.read_state() if self.state_dir.exists() else None
+        if existing is not None:
+            if self.is_up():
+                progress(f"sandbox already up: {existing.server}, kubeconfig {existing.kubeconfig}")
+                return existing
+            progress("found a half-running sandbox; cleaning it up first")
+            self.down(progress)
+        elif self.state_dir.exists():
+            if not self._owned():
+                raise SandboxError(
+                    f"{self.state_dir} is not empty and was not made by kubellm sandbox; "
+                    "choose another KUBELLM_SANDBOX_DIR"
+                )
+            self._remove()
+
+        bins = install.binaries()
+        pools = nodes.load_pools(nodes_file)  # validate before starting anything
+        node_objects = nodes.node_manifests(pools)
+        began = time.monotonic()
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        os.chmod(self.state_dir, 0o700)
+        (self.state_dir / MARKER).write_text("state of `kubellm sandbox up`; `down` deletes it\n")
+        names = ["etcd-client", "etcd-peer", "apiserver", "controller-manager", "scheduler"]
+        picked = ports.pick(len(names), requested={2: port} if port else None)
+        port_map = dict(zip(names, picked, strict=True))
+        host_ip = _host_ip()
+        certs = pki.generate(self.state_dir / "pki", extra_ips=(host_ip,))
+        server = f"https://127.0.0.1:{port_map['apiserver']}"
+        pki.write_kubeconfig(self.kubeconfig, server, certs)
+        state = SandboxState(
+            server=server,
+            kubeconfig=str(self.kubeconfig),
+            bin_dir=str(bins.bin_dir),
+            ports=port_map,
+            nodes=[n["metadata"]["name"] for n in node_objects],
+        )
+        self._write_state(state)
+        try:
+            self._start_all(state, bins, certs, host_ip, node_objects, progress)
+        except BaseException:
+            for record in reversed(state.processes):
+                process.stop(record, timeout=5)
+            raise
+        progress(
+            f"sandbox up in {time.monotonic() - began:.1f}s: {len(node_objects)} nodes Ready, "
+            f"{server}\n  export KUBECONFIG={self.kubeconfig}"
+        )
+        return state
+
+    def _spawn(self, state: SandboxState, name: str, argv: list[str]) -> ProcessRecord:
+        record = process.spawn(name, argv, self.logs / f"{name}.log", self.state_dir)
+        state.processes.append(record)
+        self._write_state(state)
+        return record
+
+    def _start_all(
+        self,
+        state: SandboxState,
+        bins: install.Binaries,
+        certs: pki.PkiPaths,
+        host_ip: str,
+        node_objects: list[dict[str, Any]],
+        progress: Progress,
+    ) -> None:
+        p = state.ports
+        deadline = time.monotonic() + start_timeout()
+        kubeconfig = str(self.kubeconfig)
+        etcd_url = f"http://127.0.0.1:{p['etcd-client']}"
+        peer_url = f"http://127.0.0.1:{p['etcd-peer']}"
+        progress("starting etcd")
+        etcd = self._spawn(
+            state,
+            "etcd",
+            [
+                str(bins["etcd"]),
+                "--name=sandbox",
+                f"--data-dir={self.state_dir / 'etcd'}",
+                f"--listen-client-urls={etcd_url}",
+                f"--advertise-client-urls={etcd_url}",
+                f"--listen-peer-urls={peer_url}",
+                f"--initial-advertise-peer-urls={peer_url}",
+                f"--initial-cluster=sandbox={peer_url}",
+                "--unsafe-no-fsync=true",
+                "--quota-backend-bytes=8589934592",
+                "--log-level=warn",
+            ],
+        )
+        _wait(lambda: _http_ok(f"{etcd_url}/health"), [etcd], "etcd /health", deadline)
+
+        progress("starting kube-apiserver")
+        apiserver = self._spawn(
+            state,
+            "kube-apiserver",
+            [
+                str(bins["kube-apiserver"]),
+                f"--etcd-servers={etcd_url}",
+                "--bind-address=127.0.0.1",
+                f"--advertise-address={host_ip}",
+                f"--secure-port={p['apiserver']}",
+                f"--cert-dir={certs.dir}",
+                f"--tls-cert-file={certs.server_cert}",
+                f"--tls-private-key-file={certs.server_key}",
+                f"--client-ca-file={certs.ca_cert}",
+                f"--service-account-key-file={certs.sa_pub}",
+                f"--service-account-signing-key-file={certs.sa_key}",
+                "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
+                f"--service-cluster-ip-range={pki.SERVICE_CIDR}",
+                "--authorization-mode=Node,RBAC",
+                "--allow-privileged=true",
+                "--endpoint-reconciler-type=none",
+                "--profiling=false",
+                "--max-requests-inflight=800",
+                "--max-mutating-requests-inflight=400",
+            ],
+        )
+        ctx = _client_tls(certs)
+        _wait(
+            lambda: _http_ok(f"{state.server}/readyz", ctx),
+            [etcd, apiserver],
+            "kube-apiserver /readyz",
+            deadline,
+        )
+
+        progress("starting kube-controller-manager, kube-scheduler and kwok")
+        common = [
+            f"--kubeconfig={kubeconfig}",
+            f"--authentication-kubeconfig={kubeconfig}",
+            f"--authorization-kubeconfig={kubeconfig}",
+            "--leader-elect=false",
+            "--bind-address=127.0.0.1",
+        ]
+        kcm = self._spawn(
+            state,
+            "kube-controller-manager",
+            [
+                str(bins["kube-controller-manager"]),
+                *common,
+                f"--secure-port={p['controller-manager']}",
+                f"--cert-dir={self.state_dir / 'kcm'}",
+                f"--root-ca-file={certs.ca_cert}",
+                f"--service-account-private-key-file={certs.sa_key}",
+                f"--cluster-signing-cert-file={certs.ca_cert}",
+                f"--cluster-signing-key-file={certs.ca_key}",
+                f"--service-cluster-ip-range={pki.SERVICE_CIDR}",
+                "--kube-api-qps=200",
+                "--kube-api-burst=400",
+                "--concurrent-deployment-syncs=20",
+                "--concurrent-replicaset-syncs=20",
+                "--concurrent-job-syncs=20",
+                "--concurrent-gc-syncs=40",
+            ],
+        )
+        scheduler = self._spawn(
+            state,
+            "kube-scheduler",
+            [
+                str(bins["kube-scheduler"]),
+                *common,
+                f"--secure-port={p['scheduler']}",
+                f"--cert-dir={self.state_dir / 'scheduler'}",
+            ],
+        )
+        stage_file = self.state_dir / "kwok-stages.yaml"
+        stage_file.write_text(yaml.safe_dump_all(stages.stages(), sort_keys=False))
+        kwok = self._spawn(
+            state,
+            "kwok",
+            [
+                str(bins["kwok"]),
+                f"--kubeconfig={kubeconfig}",
+                f"--config={stage_file}",
+                "--manage-all-nodes=false",
+                f"--manage-nodes-with-annotation-selector="
+                f"{nodes.KWOK_NODE_ANNOTATION}={nodes.KWOK_NODE_ANNOTATION_VALUE}",
+                "--node-lease-duration-seconds=40",
+                f"--cidr={KWOK_CIDR}",
+                f"--node-ip={KWOK_NODE_IP}",
+            ],
+        )
+        everything = [etcd, apiserver, kcm, scheduler, kwok]
+
+        manifests = self.state_dir / "objects.yaml"
+        manifests.write_text(yaml.safe_dump_all([stages.storage_class(), *node_objects]))
+        progress(f"creating {len(node_objects)} nodes and StorageClass {stages.STORAGE_CLASS}")
+        _kubectl(
+            bins,
+            kubeconfig,
+            ["apply", "--server-side", "--field-manager=kubellm-sandbox", "-f", str(manifests)],
+        )
+        insecure = ssl.create_default_context()
+        insecure.check_hostname = False
+        insecure.verify_mode = ssl.CERT_NONE
+        for name, key in (
+            ("kube-controller-manager", "controller-manager"),
+            ("kube-scheduler", "scheduler"),
+        ):
+            url = f"https://127.0.0.1:{p[key]}/healthz"
+            _wait(partial(_http_ok, url, insecure), everything, f"{name} /healthz", deadline)
+        want = len(node_objects)
+        _wait(
+            lambda: _ready_nodes(bins, kubeconfig) >= want,
+            everything,
+            f"{want} nodes Ready",
+            deadline,
+        )
+        _wait(
+            partial(_kubectl_ok, bins, kubeconfig, ["get", "sa/default", "-n", "default"]),
+            everything,
+            "the default ServiceAccount",
+            deadline,
+        )
+
+
+def _host_ip() -> str:
+    """A non-loopback address for --advertise-address (no packet is sent)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        try:
+            sock.connect(("10.255.255.255", 1))
+            ip = str(sock.getsockname()[0])
+        except OSError:
+            ip = ""
+    return ip if ip and not ip.startswith("127.") else "192.0.2.1"
+
+
+def _client_tls(certs: pki.PkiPaths) -> ssl.SSLContext:
+    ctx = ssl.create_default_context(cafile=str(certs.ca_cert))
+    ctx.load_cert_chain(str(certs.admin_cert), str(certs.admin_key))
+    return ctx
+
+
+def _http_ok(url: str, ctx: ssl.SSLContext | None = None) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2, context=ctx) as resp:
+            return int(resp.status) == 200
+    except (urllib.error.URLError, OSError, ValueError):
+        return False
+
+
+def _kubectl(bins: install.Binaries, kubeconfig: str, args: list[str]) -> str:
+    proc = subprocess.run(
+        [str(bins["kubectl"]), f"--kubeconfig={kubeconfig}", *args],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+    if proc.returncode != 0:
+        raise SandboxError(f"kubectl {' '.join(args[:2])} failed: {proc.stderr.strip()}")
+    return proc.stdout
+
+
+def _kubectl_ok(bins: install.Binaries, kubeconfig: str, args: list[str]) -> bool:
+    try:
+        _kubectl(bins, kubeconfig, args)
+    except (SandboxError, subprocess.TimeoutExpired):
+        return False
+    return True
+
+
+def _ready_nodes(bins: install.Binaries, kubeconfig: str) -> int:
+    try:
+        out = _kubectl(bins, kubeconfig, ["get", "nodes", "-o", "json"])
+    except (SandboxError, subprocess.TimeoutExpired):
+        return 0
+    ready = 0
+    for node in json.loads(out).get("items", []):
+        for cond in node.get("status", {}).get("conditions", []) or []:
+            if cond.get("type") == "Ready" and cond.get("status") == "True":
+                ready += 1
+    return ready
+
+
+def _wait(
+    check: Callable[[], bool],
+    watched: list[ProcessRecord],
+    what: str,
+    deadline: float,
+    interval: float = 0.25,
+) -> None:
+    """Poll ``check`` until true; fail with a log tail if a process dies or time runs out."""
+    while True:
+        for record in watched:
+            if not process.is_running(record):
+                raise SandboxError(
+                    f"{record.name} exited while waiting for {what}; last lines of "
+                    f"{record.log}:\n{process.log_tail(record.log)}"
+                )
+        if check():
+            return
+        if time.monotonic() > deadline:
+            tails = "\n".join(
+                f"--- {r.name} ({r.log}):\n{process.log_tail(r.log, 8)}" for r in watched
+            )
+            raise SandboxError(
+                f"timed out waiting for {what} (KUBELLM_SANDBOX_START_TIMEOUT="
+                f"{start_timeout():.0f}s):\n{tails}"
+            )
+        time.sleep(interval)

@@ -1,0 +1,141 @@
+"""A running cluster for Python code and tests: :func:`sandbox_cluster` and :class:`Cluster`.
+
+``with sandbox_cluster() as cluster:`` installs the binaries if needed (a no-op when cached),
+starts a private sandbox in a temporary state directory, yields a :class:`Cluster` (kubeconfig
+path, a ``kubernetes.client.ApiClient``, ``kubectl(...)``, ``bin_dir``) and stops it afterwards.
+
+Environment:
+
+``USE_EXISTING_CLUSTER=true``
+    (envtest convention) use the current kubeconfig (``$KUBECONFIG`` or ``~/.kube/config``) and
+    start nothing; ``kubectl`` is the sandbox's if installed, else the one on PATH.
+``KUBELLM_SANDBOX_REUSE=true``
+    use the sandbox of ``kubellm sandbox up`` (default state directory), starting it if needed,
+    and leave it running afterwards: fast edit-test loops.
+``KUBELLM_SANDBOX_NODES=FILE``
+    node-pool file for a sandbox started here.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from kubellm.sandbox import install, versions
+from kubellm.sandbox.cluster import Sandbox, default_state_dir
+from kubellm.sandbox.errors import SandboxError
+
+if TYPE_CHECKING:
+    from kubernetes.client import ApiClient
+
+_TRUE = ("1", "true", "yes", "on")
+
+
+def _flag(name: str) -> bool:
+    return os.environ.get(name, "").strip().lower() in _TRUE
+
+
+def use_existing_cluster() -> bool:
+    return _flag("USE_EXISTING_CLUSTER")
+
+
+@dataclass
+class Cluster:
+    """A reachable cluster. ``kubeconfig`` is a path (str); ``bin_dir`` holds kubectl/helm/..."""
+
+    kubeconfig: str
+    api_client: ApiClient
+    bin_dir: Path
+    kubectl_path: str
+
+    def kubectl(
+        self, *args: str, check: bool = True, input: str | None = None, timeout: float = 120
+    ) -> subprocess.CompletedProcess[str]:
+        """Run kubectl against this cluster; raises SandboxError with stderr when ``check``."""
+        cmd = [self.kubectl_path, f"--kubeconfig={self.kubeconfig}", *args]
+        proc = subprocess.run(
+            cmd, input=input, capture_output=True, text=True, check=False, timeout=timeout
+        )
+        if check and proc.returncode != 0:
+            raise SandboxError(
+                f"kubectl {' '.join(args)} failed (exit {proc.returncode}): {proc.stderr.strip()}"
+            )
+        return proc
+
+    def close(self) -> None:
+        self.api_client.close()  # type: ignore[no-untyped-call]
+
+
+def _api_client(kubeconfig: str) -> ApiClient:
+    from kubernetes import config
+
+    client: ApiClient = config.new_client_from_config(  # type: ignore[no-untyped-call]
+        config_file=kubeconfig
+    )
+    return client
+
+
+def existing_cluster() -> Cluster:
+    """The cluster of the current kubeconfig (USE_EXISTING_CLUSTER=true)."""
+    env = os.environ.get("KUBECONFIG", "")
+    kubeconfig = env.split(os.pathsep)[0] if env else str(Path.home() / ".kube" / "config")
+    if not Path(kubeconfig).exists():
+        raise SandboxError(
+            f"USE_EXISTING_CLUSTER=true but kubeconfig {kubeconfig} does not exist: "
+            "set KUBECONFIG or unset USE_EXISTING_CLUSTER to start a local sandbox"
+        )
+    found, _ = install.locate()
+    kubectl = str(found["kubectl"]) if "kubectl" in found else shutil.which("kubectl")
+    if kubectl is None:
+        raise SandboxError("kubectl not found: run `kubellm sandbox install` or put it on PATH")
+    return Cluster(kubeconfig, _api_client(kubeconfig), versions.bin_dir(), kubectl)
+
+
+@contextmanager
+def sandbox_cluster(
+    state_dir: Path | None = None,
+    nodes_file: Path | None = None,
+    *,
+    reuse: bool | None = None,
+    progress: Callable[[str], None] = print,
+) -> Iterator[Cluster]:
+    """Yield a running cluster; stop what was started here on exit."""
+    if use_existing_cluster():
+        cluster = existing_cluster()
+        try:
+            yield cluster
+        finally:
+            cluster.close()
+        return
+    reuse = _flag("KUBELLM_SANDBOX_REUSE") if reuse is None else reuse
+    env_nodes = os.environ.get("KUBELLM_SANDBOX_NODES")
+    nodes_file = nodes_file or (Path(env_nodes) if env_nodes else None)
+    bins = install.install(progress)
+    tmp: str | None = None
+    if state_dir is None:
+        if reuse:
+            state_dir = default_state_dir()
+        else:
+            tmp = tempfile.mkdtemp(prefix="kubellm-sandbox-")
+            state_dir = Path(tmp)
+    sandbox = Sandbox(state_dir)
+    was_up = sandbox.is_up()
+    state = sandbox.up(nodes_file, progress=progress)
+    cluster = Cluster(
+        state.kubeconfig, _api_client(state.kubeconfig), bins.bin_dir, str(bins["kubectl"])
+    )
+    try:
+        yield cluster
+    finally:
+        cluster.close()
+        if not (reuse or was_up):
+            sandbox.down(progress)
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)

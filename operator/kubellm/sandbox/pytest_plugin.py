@@ -1,0 +1,58 @@
+"""pytest plugin: the session-scoped ``cluster`` fixture (a running sandbox, or your cluster).
+
+Load it with ``pytest_plugins = ["kubellm.sandbox.pytest_plugin"]`` (tests/e2e/conftest.py does).
+The first test that asks for ``cluster`` starts one sandbox for the whole run (building the
+binaries first if they are missing, which prints progress); it is stopped when the session ends.
+``USE_EXISTING_CLUSTER=true`` runs the same tests against the current kubeconfig instead, and
+``KUBELLM_SANDBOX_REUSE=true`` reuses (and keeps) the ``kubellm sandbox up`` one; see
+:mod:`kubellm.sandbox.harness`. If the sandbox cannot be built or started the tests FAIL with
+the reason; they are never skipped silently.
+
+Also provided: ``namespace``, a fresh namespace per test, deleted afterwards.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+from kubellm.errors import KubellmError
+from kubellm.sandbox.harness import Cluster, sandbox_cluster
+
+
+def _report(message: str) -> None:
+    print(f"[kubellm sandbox] {message}", flush=True)
+
+
+@pytest.fixture(scope="session")
+def cluster(request: pytest.FixtureRequest) -> Iterator[Cluster]:
+    """A running cluster shared by the session: ``.kubeconfig``, ``.api_client``, ``.kubectl()``."""
+    capture = request.config.pluginmanager.getplugin("capturemanager")
+    stack = contextlib.ExitStack()
+    try:
+        # Show build/start progress even under output capture: it can take minutes.
+        with capture.global_and_fixture_disabled() if capture else contextlib.nullcontext():
+            found = stack.enter_context(sandbox_cluster(progress=_report))
+    except KubellmError as exc:
+        stack.close()
+        pytest.fail(f"no cluster for e2e tests: {exc}", pytrace=False)
+    with stack:
+        yield found
+
+
+@pytest.fixture
+def namespace(cluster: Cluster) -> Iterator[str]:
+    """A new namespace for one test (waits for its default ServiceAccount); deleted after."""
+    name = f"e2e-{uuid.uuid4().hex[:8]}"
+    cluster.kubectl("create", "namespace", name)
+    deadline = time.monotonic() + 60
+    while cluster.kubectl("get", "serviceaccount/default", "-n", name, check=False).returncode:
+        if time.monotonic() > deadline:
+            pytest.fail(f"namespace {name}: no default ServiceAccount after 60 s", pytrace=False)
+        time.sleep(0.2)
+    yield name
+    cluster.kubectl("delete", "namespace", name, "--wait=false", check=False)
