@@ -6,7 +6,7 @@ where noted); the sizings are plausible, not the sizer's: the renderer only rend
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from kubellm.api.v1alpha1 import LLMDeploymentSpec
@@ -138,7 +138,7 @@ class Case:
     max_model_len: int = 16384
     kv: str = "auto"
     replicas: int | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
+    llmd_name: str = "chat"
 
     def llmd_spec(self) -> LLMDeploymentSpec:
         base: dict[str, Any] = {"model": {"repo": self.facts.repo}, "runtime": self.runtime}
@@ -153,7 +153,7 @@ class Case:
     def context(self) -> RenderContext:
         spec = self.llmd_spec()
         return RenderContext(
-            name=self.spec.get("_name", "chat"),
+            name=self.llmd_name,
             namespace="ai",
             spec=spec,
             facts=self.facts,
