@@ -7,9 +7,10 @@ Every constant is named with its rationale and source. The per-GPU check (sizing
     kv       = kv_bytes_per_token_per_gpu(tp, pp) x maxModelLen x concurrency
     fits  <=>  weights + overhead + kv <= GPU memory x gpu_memory_utilization
 
-which mirrors vLLM's profiler: KV budget = total x gpu_memory_utilization - (weights + peak
-activations + non-torch memory); vLLM refuses to start unless one sequence of maxModelLen fits
-that budget, and kubellm asks for concurrency x maxModelLen tokens.
+which mirrors vLLM's profiler (vllm/utils/mem_utils.py ``MemoryProfilingResult``, v1
+``gpu_worker.determine_available_memory``): requested = total x gpu_memory_utilization, KV budget
+= requested - (weights + torch peak activations + non-torch memory). vLLM refuses to start
+unless one sequence of maxModelLen fits that budget; kubellm asks for concurrency x maxModelLen.
 """
 
 from __future__ import annotations
