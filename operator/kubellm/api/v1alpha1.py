@@ -450,6 +450,12 @@ class LicenseException(_Model):
         pattern=r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$",
     )
 
+    @field_validator("expires", mode="before")
+    @classmethod
+    def _expires_from_date(cls, value: object) -> object:
+        # YAML 1.1 loaders turn an unquoted 2027-01-31 into a date; accept it as written.
+        return value.isoformat() if isinstance(value, datetime.date) else value
+
     @field_validator("expires")
     @classmethod
     def _expires(cls, value: str | None) -> str | None:

@@ -90,8 +90,15 @@ def load_policies(path: Path) -> list[Any]:
 
     from kubellm.api.v1alpha1 import LicensePolicy
 
+    class Loader(yaml.SafeLoader):
+        """Dates stay strings, as kubectl (sigs.k8s.io/yaml) reads them."""
+
+    Loader.yaml_implicit_resolvers = {
+        first: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+        for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+    }
     try:
-        docs = list(yaml.safe_load_all(path.read_text(encoding="utf-8")))
+        docs = list(yaml.load_all(path.read_text(encoding="utf-8"), Loader=Loader))
     except OSError as exc:
         raise SpecError(f"--policy {path}", f"cannot read: {exc.strerror}") from None
     except yaml.YAMLError as exc:

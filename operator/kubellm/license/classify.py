@@ -53,13 +53,15 @@ class ChainLink:
             return f"{self.license_id}/{self.license_name}"
         return self.license_id or "unknown"
 
-    def rank(self) -> tuple[int, int, int, int]:
+    def rank(self) -> tuple[int, int, int, int, int]:
+        """Strictness; on a tie a licence read from a card beats one guessed from a repo id."""
         entry = self.entry
         return (
             CLASS_RANK[self.class_],
             COMMERCIAL_RANK[entry.commercial if entry else "unknown"],
             1 if entry and entry.geo else 0,
             1 if entry and entry.mau_limit else 0,
+            0 if self.how == "family" else 1,
         )
 
 
