@@ -24,6 +24,7 @@ from __future__ import annotations
 import threading
 import uuid
 from collections import Counter
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -75,8 +76,10 @@ def _translate(exc: Exception, what: str) -> Exception:
 class KubeCluster:
     """Thread-safe adapter over one ApiClient (the kopf executor calls it from several threads)."""
 
-    def __init__(self, api_client: k8s_client.ApiClient) -> None:
+    def __init__(self, api_client: k8s_client.ApiClient,
+                 on_write: Callable[[str, str], None] | None = None) -> None:
         self.api_client = api_client
+        self.on_write = on_write
         self.dynamic: Any = DynamicClient(api_client)
         self.core = k8s_client.CoreV1Api(api_client)
         self.writes: Counter[str] = Counter()
@@ -135,6 +138,8 @@ class KubeCluster:
     def _count(self, verb: str, kind: str) -> None:
         with self._lock:
             self.writes[f"{verb}:{kind}"] += 1
+        if self.on_write is not None:
+            self.on_write(verb, kind)
 
     def total_writes(self) -> int:
         with self._lock:

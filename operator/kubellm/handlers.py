@@ -1,0 +1,351 @@
+"""kopf registration of the kubellm operator: settings, triggers, error mapping (imports kopf).
+
+Everything that decides lives in ``kubellm.reconcile``; this module only says *when* to reconcile
+and maps errors onto kopf. Every trigger funnels into one function, ``Runtime.reconcile_key``,
+which re-reads the LLMDeployment and runs the level-triggered ``Reconciler`` under a per-object
+lock (never on a diff):
+
+- ``reconcile_handler``: kopf's create/update/resume of an LLMDeployment (kopf retries it:
+  ``kubellm.errors.TemporaryError`` -> ``kopf.TemporaryError(delay)``, ``PermanentError`` ->
+  ``kopf.PermanentError`` — the status already explains it);
+- a periodic resync of every known LLMDeployment (``--resync-seconds``) — our own asyncio loop
+  rather than ``@kopf.timer``, because kopf puts a finalizer on every object that has a timer or
+  daemon, and a finalizer blocks ``kubectl delete`` whenever the operator is down;
+- child watchers: a kubellm Deployment/Service changing requeues its owner (drift repair,
+  readiness into status); a cache Job/PVC changing requeues every LLMDeployment of that cache;
+- a LicensePolicy changing requeues every LLMDeployment (the licence is re-decided each time).
+
+Requeued keys go through a small coalescing queue (a key already waiting is not added twice) and a
+thread pool, because the kubernetes client is synchronous. No finalizer is used: serving objects
+have ownerReferences (the garbage collector removes them), shared caches are collected by
+``kubellm.reconcile.cachegc``.
+
+Writes kopf itself would make are kept down in ``configure_settings``: progress and diff-base in
+``kubellm.io/`` annotations (never ``status.kopf``, which the CRD does not declare), kopf's own
+events only for warnings and errors, no peering objects (standalone).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import logging
+import os
+import threading
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import kopf
+
+from kubellm import naming
+from kubellm.api.v1alpha1 import API_VERSION, GROUP, VERSION
+from kubellm.errors import KubellmError, PermanentError, TemporaryError
+from kubellm.metrics import Metrics
+from kubellm.reconcile import Outcome, Reconciler, Settings
+from kubellm.reconcile.cachegc import CacheCollector
+
+log = logging.getLogger("kubellm.operator")
+
+PLURAL = "llmdeployments"
+KIND = "LLMDeployment"
+MANAGED = {naming.LABEL_MANAGED_BY: naming.MANAGED_BY}
+MANAGED_SELECTOR = f"{naming.LABEL_MANAGED_BY}={naming.MANAGED_BY}"
+Key = tuple[str, str]
+
+
+@dataclass
+class Options:
+    """``kubellm run`` flags (also read from KUBELLM_* environment variables, for KopfRunner)."""
+
+    kubeconfig: str | None = None
+    namespace: str | None = None  # None: all namespaces
+    metrics_port: int | None = None
+    resync_seconds: float = 300.0
+    cache_grace_seconds: float = 3600.0
+    workers: int = 8
+    image: str | None = None
+
+    @classmethod
+    def from_env(cls) -> Options:
+        env = os.environ
+
+        def num(name: str, default: float) -> float:
+            return float(env[name]) if env.get(name) else default
+
+        port = env.get("KUBELLM_METRICS_PORT")
+        return cls(
+            kubeconfig=env.get("KUBECONFIG") or None,
+            namespace=env.get("KUBELLM_NAMESPACE") or None,
+            metrics_port=int(port) if port else None,
+            resync_seconds=num("KUBELLM_RESYNC_SECONDS", 300.0),
+            cache_grace_seconds=num("KUBELLM_CACHE_GRACE_SECONDS", 3600.0),
+            workers=int(num("KUBELLM_WORKERS", 8)),
+            image=env.get("KUBELLM_IMAGE") or None,
+        )
+
+
+_options: Options | None = None
+_runtime: Runtime | None = None
+
+
+def configure(options: Options) -> None:
+    """Set the options before ``kopf.run`` (``kubellm run`` does; KopfRunner uses the env)."""
+    global _options
+    _options = options
+
+
+def runtime() -> Runtime:
+    if _runtime is None:
+        raise kopf.TemporaryError("operator not started yet", delay=1)
+    return _runtime
+
+
+class Runtime:
+    """The operator's live state: adapters, the reconciler, locks, the requeue queue."""
+
+    def __init__(self, options: Options, metrics: Metrics) -> None:
+        from kubellm.k8s import KubeCluster, load_api_client
+        from kubellm.modelinfo import FactsResolver
+
+        self.options = options
+        self.metrics = metrics
+        self.cluster = KubeCluster(load_api_client(options.kubeconfig), on_write=metrics.write)
+        self.reconciler = Reconciler(
+            self.cluster, FactsResolver().resolve, Settings(image=options.image))
+        self.collector = CacheCollector(self.cluster, options.cache_grace_seconds,
+                                        time.monotonic)
+        self.known: dict[Key, str | None] = {}  # LLMDeployment -> its status.cache.key
+        self.cache_namespaces: set[str] = set()  # namespaces where cache objects were seen
+        self._locks: dict[Key, threading.Lock] = {}
+        self._locks_guard = threading.Lock()
+        self.executor = concurrent.futures.ThreadPoolExecutor(
+            max_workers=options.workers, thread_name_prefix="kubellm-requeue")
+        self.queue: asyncio.Queue[tuple[Key, str]] = asyncio.Queue()
+        self.pending: set[Key] = set()
+        self.tasks: list[asyncio.Task[None]] = []
+
+    # ---- one reconcile -----------------------------------------------------------------
+    def _lock(self, key: Key) -> threading.Lock:
+        with self._locks_guard:
+            return self._locks.setdefault(key, threading.Lock())
+
+    def reconcile_key(self, key: Key, trigger: str) -> Outcome | None:
+        namespace, name = key
+        with self._lock(key):
+            started = time.perf_counter()
+            result = "ok"
+            try:
+                body = self.cluster.get(API_VERSION, KIND, name, namespace)
+                if body is None or body["metadata"].get("deletionTimestamp"):
+                    self.metrics.observe_status(key, None)
+                    return None  # gone or going: ownerReferences + the GC do the rest
+                outcome = self.reconciler.reconcile(body)
+            except KubellmError as exc:
+                outcome = Outcome(name=name, namespace=namespace, error=exc)
+            except Exception:
+                self.metrics.reconciles.labels(trigger=trigger, result="crash").inc()
+                raise
+            finally:
+                self.metrics.duration.observe(time.perf_counter() - started)
+            if outcome.error is not None:
+                result = "permanent" if isinstance(outcome.error, PermanentError) else "temporary"
+                self.metrics.errors.labels(reason=outcome.error.reason).inc()
+            self.metrics.reconciles.labels(trigger=trigger, result=result).inc()
+            if outcome.status:
+                self.metrics.observe_status(key, outcome.status)
+            if outcome.applied or outcome.status_written or outcome.error:
+                log.info("%s/%s [%s]: ready=%s applied=%s status=%s%s", namespace, name, trigger,
+                         outcome.ready, outcome.applied or "-",
+                         "written" if outcome.status_written else "unchanged",
+                         f" error={outcome.error.reason}: {outcome.error}" if outcome.error
+                         else "")
+            return outcome
+
+    # ---- the requeue queue -------------------------------------------------------------
+    def requeue(self, key: Key, trigger: str, delay: float = 0.0) -> None:
+        """Ask for a reconcile of ``key`` (coalesced with one already waiting)."""
+        if delay > 0:
+            asyncio.get_running_loop().call_later(delay, self.requeue, key, trigger, 0.0)
+            return
+        if key in self.pending:
+            return
+        self.pending.add(key)
+        self.queue.put_nowait((key, trigger))
+
+    def requeue_many(self, keys: Iterable[Key], trigger: str) -> None:
+        for key in sorted(keys):
+            self.requeue(key, trigger)
+
+    async def worker(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            key, trigger = await self.queue.get()
+            self.pending.discard(key)
+            try:
+                outcome = await loop.run_in_executor(self.executor, self.reconcile_key, key,
+                                                     trigger)
+            except Exception:
+                log.exception("%s/%s [%s]: reconcile crashed; retrying in 30s", *key, trigger)
+                self.requeue(key, "retry", 30.0)
+                continue
+            if outcome is not None and isinstance(outcome.error, TemporaryError):
+                self.requeue(key, "retry", min(max(outcome.error.delay, 1.0), 300.0))
+
+    async def resync_loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(self.options.resync_seconds)
+            self.requeue_many(list(self.known), "resync")
+            for namespace in sorted({ns for ns, _ in self.known} | self.cache_namespaces):
+                try:
+                    await loop.run_in_executor(self.executor, self.collect_caches, namespace)
+                except Exception:
+                    log.exception("cache garbage collection in %s failed", namespace)
+
+    def collect_caches(self, namespace: str) -> None:
+        llmds = self.cluster.list(API_VERSION, KIND, namespace)
+        removed = self.collector.collect(namespace, llmds)
+        if removed:
+            log.info("%s: removed unused caches %s", namespace, removed)
+
+    def users_of_cache(self, namespace: str, key: str | None) -> list[Key]:
+        return [k for k, v in self.known.items() if k[0] == namespace and v == key and key]
+
+    def start(self) -> None:
+        for _ in range(self.options.workers):
+            self.tasks.append(asyncio.create_task(self.worker()))
+        self.tasks.append(asyncio.create_task(self.resync_loop()))
+
+    async def stop(self) -> None:
+        for task in self.tasks:
+            task.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+        self.executor.shutdown(wait=False, cancel_futures=True)
+
+
+def configure_settings(settings: kopf.OperatorSettings, options: Options) -> None:
+    """All kopf settings in one place."""
+    settings.persistence.finalizer = f"{GROUP}/finalizer"  # unused: no handler needs one
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+        prefix=GROUP, key="last-handled-configuration")
+    settings.posting.level = logging.WARNING  # kopf's own events: warnings/errors only
+    settings.posting.reporting_component = "kubellm"
+    settings.peering.standalone = True  # one replica; no KopfPeering objects to write
+    settings.peering.mandatory = False
+    settings.execution.max_workers = options.workers
+    settings.execution.default_backoff = 30
+    settings.networking.request_timeout = 60
+    settings.networking.connect_timeout = 10
+    settings.watching.server_timeout = 300
+    settings.watching.client_timeout = 330
+    settings.watching.connect_timeout = 10
+    # children: watch only kubellm's own objects, filtered by the apiserver
+    for selector in (("apps", "deployments"), ("", "services"), ("batch", "jobs"),
+                     ("", "persistentvolumeclaims")):
+        settings.watching.label_selectors[selector] = MANAGED_SELECTOR
+
+
+@kopf.on.startup()
+async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
+    global _runtime
+    options = _options or Options.from_env()
+    configure_settings(settings, options)
+    metrics = Metrics()
+    if options.metrics_port:
+        metrics.serve(options.metrics_port)
+    _runtime = await asyncio.to_thread(Runtime, options, metrics)
+    _runtime.start()
+    log.info("kubellm operator started (namespace=%s, resync=%ss, metrics=%s)",
+             options.namespace or "*", options.resync_seconds, options.metrics_port)
+
+
+@kopf.on.cleanup()
+async def cleanup(**_: Any) -> None:
+    global _runtime
+    if _runtime is not None:
+        await _runtime.stop()
+        _runtime = None
+
+
+def raise_for(outcome: Outcome | None) -> None:
+    """Map a reconcile's error onto kopf (the handlers layer is the only place doing so)."""
+    error = outcome.error if outcome else None
+    if isinstance(error, PermanentError):
+        raise kopf.PermanentError(f"{error.reason}: {error}")
+    if isinstance(error, TemporaryError):
+        raise kopf.TemporaryError(f"{error.reason}: {error}", delay=error.delay)
+    if error is not None:
+        raise kopf.TemporaryError(str(error), delay=30)
+
+
+@kopf.on.resume(GROUP, VERSION, PLURAL)
+@kopf.on.create(GROUP, VERSION, PLURAL)
+@kopf.on.update(GROUP, VERSION, PLURAL)
+def reconcile_handler(name: str, namespace: str | None, **_: Any) -> None:
+    """create, update and resume: the same level-triggered reconcile."""
+    raise_for(runtime().reconcile_key((namespace or "default", name), "kopf"))
+
+
+@kopf.on.event(GROUP, VERSION, PLURAL)
+async def llmd_event(type: str, body: kopf.Body, name: str, namespace: str | None,
+                     **_: Any) -> None:
+    """Keep the list of known LLMDeployments and their cache keys (for requeues)."""
+    rt = _runtime
+    if rt is None:
+        return
+    key = (namespace or "default", name)
+    if type == "DELETED":
+        rt.known.pop(key, None)
+        rt.metrics.observe_status(key, None)
+        return
+    status = body.get("status") or {}
+    rt.known[key] = (status.get("cache") or {}).get("key")
+
+
+@kopf.on.event(GROUP, VERSION, "licensepolicies")
+async def policy_event(type: str, name: str, **_: Any) -> None:
+    """A policy changed: every deployment's licence decision may change."""
+    rt = _runtime
+    if rt is None or type is None:  # None: the initial listing; resume covers it
+        return
+    log.info("LicensePolicy %s %s: re-evaluating %d deployments", name, type.lower(),
+             len(rt.known))
+    rt.requeue_many(list(rt.known), "policy")
+
+
+def _owner_keys(body: kopf.Body, namespace: str) -> list[Key]:
+    return [(namespace, ref["name"]) for ref in body.get("metadata", {}).get(
+        "ownerReferences") or [] if ref.get("kind") == KIND and ref.get("apiVersion", "")
+        .startswith(GROUP + "/")]
+
+
+@kopf.on.event("apps", "v1", "deployments", labels=MANAGED)
+@kopf.on.event("", "v1", "services", labels=MANAGED)
+async def serving_child_event(type: str, body: kopf.Body, namespace: str | None,
+                              **_: Any) -> None:
+    """A serving Deployment/Service changed (rollout progress, hand edit, deletion)."""
+    rt = _runtime
+    if rt is None or type is None:
+        return
+    for key in _owner_keys(body, namespace or "default"):
+        if key in rt.known:
+            rt.requeue(key, "child")
+
+
+@kopf.on.event("batch", "v1", "jobs", labels=MANAGED)
+@kopf.on.event("", "v1", "persistentvolumeclaims", labels=MANAGED)
+async def cache_child_event(type: str, body: kopf.Body, namespace: str | None,
+                            **_: Any) -> None:
+    """A shared cache Job/PVC changed: requeue every deployment using that cache."""
+    rt = _runtime
+    if rt is None:
+        return
+    namespace = namespace or "default"
+    rt.cache_namespaces.add(namespace)  # the initial listing too: caches to collect later
+    if type is None:
+        return
+    cache_key = (body.get("metadata", {}).get("labels") or {}).get(naming.LABEL_CACHE_KEY)
+    rt.requeue_many(rt.users_of_cache(namespace, cache_key), "child")
