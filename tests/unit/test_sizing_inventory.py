@@ -116,6 +116,16 @@ def test_inventory_from_file() -> None:
         "Custom-GPU",
     ]
     assert inv.pools[1].free_gpus_per_node == (3,) and inv.source == "file:inventory.yaml"
+    assert inventory_from_file([], "file:inventory.yaml").source == "file:inventory.yaml"
+
+
+def test_cloud_label_pool_carries_its_label_key_to_the_result() -> None:
+    inv = inventory_from_nodes(
+        [node("gke-1", None, "1", extra={"cloud.google.com/gke-accelerator": "nvidia-l4"})]
+    )
+    facts = ModelFacts(repo="org/8b", architecture=ARCH_8B, weight_bytes=15 * 1024**3)
+    r = size(facts, LLMDeploymentSpec.model_validate({"model": {"repo": "x/y"}}), inv)
+    assert (r.gpu_type, r.gpu_label_key) == ("nvidia-l4", "cloud.google.com/gke-accelerator")
 
 
 @pytest.mark.parametrize(

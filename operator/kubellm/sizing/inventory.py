@@ -159,7 +159,12 @@ def _positive_int(value: Any, field: str, fix: str) -> int:
 
 def inventory_from_file(data: Any, source: str) -> Inventory:
     """Pools from a plan inventory file: a list (or ``{pools: [...]}``) of entries
-    ``{gpuProduct, gpusPerNode, nodes, gpuMemoryMiB?, freeGpusPerNode?}``."""
+    ``{gpuProduct, gpusPerNode, nodes, gpuMemoryMiB?, freeGpusPerNode?}``.
+
+    ``source`` names the file in errors (``inventory.yaml[2].gpusPerNode``); a ``file:`` prefix
+    is accepted and not doubled in ``Inventory.source``.
+    """
+    source = source.removeprefix("file:")
     if isinstance(data, Mapping) and "pools" in data:
         data = data["pools"]
     if not isinstance(data, list):

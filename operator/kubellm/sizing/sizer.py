@@ -414,6 +414,7 @@ def _result(base: SizingResult, model: _Model, e: _Eval, considered: list[str]) 
         base,
         fits=True,
         gpu_type=o.pool.pool.gpu_product,
+        gpu_label_key=o.pool.pool.label_key,
         gpus_per_replica=o.gpus,
         tensor_parallel_size=o.tp,
         pipeline_parallel_size=o.pp,

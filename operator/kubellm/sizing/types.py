@@ -87,6 +87,7 @@ class SizingResult:
     considered: tuple[str, ...] = field(default=())  # one line per option tried, for `plan`
     nodes_per_replica: int | None = None  # > 1: pipeline stages on several nodes (multi-node)
     reason: str | None = None  # when fits is False: DoesNotFit | Unsupported | GpusBusy
+    gpu_label_key: str = "nvidia.com/gpu.product"  # the node label whose value is gpu_type
 
     def to_status(self) -> SizingStatus:
         return SizingStatus(
