@@ -49,6 +49,7 @@ class HubServer(ThreadingHTTPServer):
         self.fail: str | None = None  # "500" | "hang" | "reset"
         self.fail_remaining: int | None = None  # None: fail forever (while fail is set)
         self.hang_seconds = 5.0
+        self.drop_info_fields: set[str] = set()  # e.g. {"safetensors"}: model_info omits them
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
 
@@ -210,6 +211,8 @@ class _Handler(BaseHTTPRequestHandler):
         if found is None:
             return
         info = _info(found[0], blobs=query.get("blobs", ["false"])[0] == "true")
+        for key in self.server.drop_info_fields:
+            info.pop(key, None)
         expand = query.get("expand")
         if expand:
             wire = {"cardData": "cardData", "safetensors": "safetensors"}

@@ -264,6 +264,19 @@ def header_stats(header: Mapping[str, Any]) -> tuple[dict[str, int], int]:
     return counts, data
 
 
+DTYPE_BYTES: dict[str, int] = {
+    "F64": 8, "I64": 8, "U64": 8, "F32": 4, "I32": 4, "U32": 4, "F16": 2, "BF16": 2, "I16": 2,
+    "U16": 2, "I8": 1, "U8": 1, "F8_E4M3": 1, "F8_E5M2": 1, "F8_E8M0": 1, "BOOL": 1,
+}
+
+
+def bytes_from_counts(counts: Mapping[str, int]) -> int | None:
+    """Tensor data bytes from element counts per stored dtype (None if a dtype is unknown)."""
+    if not counts or any(d not in DTYPE_BYTES for d in counts):
+        return None
+    return sum(n * DTYPE_BYTES[d] for d, n in counts.items())
+
+
 PACKED_METHODS = ("awq", "gptq", "bitsandbytes", "mxfp4", "compressed-tensors")
 
 

@@ -14,6 +14,7 @@ condition; air-gapped clusters set HF_HUB_OFFLINE=1.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import threading
 import time
 from collections.abc import Callable
@@ -30,9 +31,11 @@ DEFAULT_TTL = 300.0  # seconds a branch/tag resolution is reused
 MAX_BASE_DEPTH = 4
 MAX_BASES = 16
 
+_Key = tuple[str, str, str | None, bool, str | None]  # repo, revision, file, follow, token
+
 
 class FactsResolver:
-    """Resolves facts with a per-(repo, revision, file, follow_base) in-memory cache.
+    """Resolves facts with a per-(repo, revision, file, follow_base, token) in-memory cache.
 
     Results for a branch or tag live ``ttl`` seconds; results resolved from the Hub for a 40-hex
     sha live forever (a commit never changes). Errors are not cached. Thread-safe.
@@ -48,7 +51,7 @@ class FactsResolver:
         self.cache_dir = cache_dir
         self._clock = clock
         self._lock = threading.Lock()
-        self._entries: dict[tuple[str, str, str | None, bool], tuple[float | None, ModelFacts]] = {}
+        self._entries: dict[_Key, tuple[float | None, ModelFacts]] = {}
         self.hub_calls = 0  # resolutions that went past the memory cache (for tests/metrics)
 
     def resolve(self, repo: str, revision: str = "main", *, declared: ModelSpec | None = None,
@@ -56,7 +59,10 @@ class FactsResolver:
                 follow_base: bool = True) -> ModelFacts:
         if gguf_file is None and declared is not None and declared.file:
             gguf_file = declared.file
-        key = (repo, revision, gguf_file, follow_base)
+        # The token is part of the key: a gated repo resolved with one token must not answer
+        # a caller without one (that caller must get GatedModelError).
+        fingerprint = hashlib.sha256(token.encode()).hexdigest()[:16] if token else None
+        key = (repo, revision, gguf_file, follow_base, fingerprint)
         now = self._clock()
         with self._lock:
             entry = self._entries.get(key)

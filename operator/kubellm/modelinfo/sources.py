@@ -54,7 +54,7 @@ def _facts(repo: str, revision: str, sha: str | None, card: dict[str, Any], tags
         estimate = parse.estimate_parameters(config, arch) if config and arch else None
         params = parse.parameters_from(counts or {}, arch.quantization if arch else None, estimate)
         sizes = [files.get(p) for p in weights]
-        weight_bytes = total_size or data_bytes or (
+        weight_bytes = total_size or data_bytes or parse.bytes_from_counts(counts or {}) or (
             sum(s for s in sizes if s) if weights and all(s is not None for s in sizes) else None)
     return ModelFacts(
         repo=repo, revision=revision, sha=sha, license=lic, license_name=lic_name,
@@ -101,7 +101,13 @@ def hub_card(repo: str, revision: str, token: str | None,
 
 def from_hub(repo: str, revision: str, *, token: str | None, gguf_file: str | None,
              timeout: float) -> ModelFacts:
-    from huggingface_hub import HfApi, ModelCard, hf_hub_download
+    from huggingface_hub import (
+        HfApi,
+        ModelCard,
+        get_hf_file_metadata,
+        hf_hub_download,
+        hf_hub_url,
+    )
     from huggingface_hub.errors import NotASafetensorsRepoError, SafetensorsParsingError
 
     api = HfApi(token=token)
@@ -109,6 +115,12 @@ def from_hub(repo: str, revision: str, *, token: str | None, gguf_file: str | No
     sha = info.sha or revision
     files: dict[str, int | None] = {s.rfilename: s.size for s in (info.siblings or [])}
     tags = list(info.tags or [])
+    gated = parse.gated_from(info.gated)
+    if gated and files:
+        # model_info is public for gated repos and files cached on disk are returned without a
+        # request, so check the token explicitly (a HEAD; raises GatedRepoError without access).
+        probe = "config.json" if "config.json" in files else sorted(files)[0]
+        get_hf_file_metadata(hf_hub_url(repo, probe, revision=sha), token=token, timeout=timeout)
     if info.card_data is not None:
         card = _card_dict(info.card_data)
     elif "README.md" in files:
@@ -140,7 +152,7 @@ def from_hub(repo: str, revision: str, *, token: str | None, gguf_file: str | No
                 data_bytes = sum(t.data_offsets[1] - t.data_offsets[0]
                                  for fm in st.files_metadata.values()
                                  for t in fm.tensors.values())
-    return _facts(repo, revision, sha, card, tags, gated=parse.gated_from(info.gated),
+    return _facts(repo, revision, sha, card, tags, gated=gated,
                   config=config, files=files, counts=counts, data_bytes=data_bytes,
                   total_size=total_size, gguf_file=gguf_file, library=info.library_name,
                   pipeline=info.pipeline_tag, source="hub")
