@@ -196,8 +196,25 @@ def test_gguf_q4_k_m_70b_is_about_43_gb() -> None:
     )
     s2 = spec(model={"repo": "x/y", "file": "m-Q8_0.gguf"})
     assert weight_bytes(f2, s2, resolve_quant(s2, f2)) == 75_000_000_000
-    with pytest.raises(SpecError, match=r"spec\.model\.file"):
-        resolve_quant(spec(), f2)
+    # No file chosen: the Q4_K_M variant, like kubellm.modelinfo (which downloads that one).
+    q2 = resolve_quant(spec(), f2)
+    assert (q2.gguf_type, weight_bytes(f2, spec(), q2)) == ("Q4_K_M", 43_100_000_000)
+
+
+def test_gguf_facts_as_modelinfo_records_them() -> None:
+    """modelinfo sets quantization_config = gguf with the type, and only the chosen files."""
+    qc = QuantizationConfig(method="gguf", bits=4.8944, raw={"type": "Q4_K_M"})
+    f = ModelFacts(
+        repo="org/m-GGUF",
+        architecture=Architecture(quantization=qc),  # GGUF repos often have no config.json
+        weight_bytes=4_920_000_000,
+        weight_files=(WeightFile("m-Q4_K_M.gguf", 4_920_000_000),),
+    )
+    q = resolve_quant(spec(), f)
+    assert (q.method, q.gguf_type, q.from_checkpoint) == ("gguf", "Q4_K_M", True)
+    r = size(f, spec(context={"maxModelLen": 8192}), default_inventory())
+    assert r.fits and r.total_weight_bytes == 4_920_000_000
+    assert "architecture unknown" in r.message
 
 
 @pytest.mark.parametrize(
@@ -246,8 +263,10 @@ def test_weights_unknown_asks_for_parameters() -> None:
         ("a100-80gb", Quant("fp8", 8, True), True, "weight-only"),  # FP8 Marlin
         ("v100", Quant("fp8", 8, True), False, "needs 7.5"),
         ("t4", Quant("awq", 4.16, True), True, "without the Marlin"),
-        ("v100", Quant("awq", 4.16, True), False, "needs 7.5"),
-        ("v100", Quant("gptq", 4.16, True), True, "without the Marlin"),
+        ("t4", Quant("gptq", 4.16, True), True, "without the Marlin"),
+        ("t4", Quant("none", 16, True), True, "fp16"),  # no bf16 before Ampere
+        ("v100", Quant("gptq", 4.16, True), False, "vllm does not run"),  # vLLM needs 7.5 now
+        ("v100", Quant("none", 16, True), False, "needs 7.5"),
         ("a10g", Quant("gptq", 4.16, True), True, "natively"),
         ("a100", Quant("mxfp4", 4.25, True), True, "Marlin"),
     ],

@@ -28,7 +28,8 @@ _SHARED = re.compile(r"-SHARED$", re.IGNORECASE)
 
 @dataclass(frozen=True)
 class KernelRule:
-    """Minimum compute capability for one quantization method on one runtime."""
+    """Minimum compute capability for one quantization method on one runtime (or, under the
+    key ``min_compute_capability``, for the runtime itself)."""
 
     full: tuple[int, int]
     fallback: tuple[int, int] | None = None
@@ -145,8 +146,14 @@ def gpu_supports(gpu: GpuType, quant: Quant, *, runtime: str = "vllm") -> tuple[
     method = quant.method
     if method == "compressed-tensors" and quant.bits_per_weight >= 7.5:
         method = "fp8"
-    rule = kernel_rule(runtime, method)
     cc = gpu.compute_capability
+    floor = kernel_rule(runtime, "min_compute_capability")
+    if floor is not None and cc < floor.full:
+        return False, (
+            f"{runtime} does not run on {gpu.product} (compute capability {_fmt(cc)}; "
+            f"needs {_fmt(floor.full)} or newer)"
+        )
+    rule = kernel_rule(runtime, method)
     if rule is None:
         return True, f"{method}: no kernel requirement recorded"
     if cc >= rule.full:

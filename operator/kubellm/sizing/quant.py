@@ -96,22 +96,21 @@ def gguf_type(filename: str) -> str | None:
 
 
 def gguf_files(facts: ModelFacts, spec: LLMDeploymentSpec) -> tuple[WeightFile, ...]:
-    """The GGUF file(s) to serve: ``spec.model.file`` (with its split parts) or the only one."""
-    ggufs = [f for f in facts.weight_files if f.path.lower().endswith(".gguf")]
+    """The GGUF file(s) to serve: ``spec.model.file`` (with its split parts), else the Q4_K_M
+    variant, else the first in sorted order (the same default as ``kubellm.modelinfo``, which
+    downloads that file)."""
+    ggufs = sorted(
+        (f for f in facts.weight_files if f.path.lower().endswith(".gguf")), key=lambda f: f.path
+    )
     chosen = spec.model.file
-    if chosen:
-        stem = _GGUF_SPLIT.sub("", chosen)
-        picked = [f for f in ggufs if f.path == chosen or _GGUF_SPLIT.sub("", f.path) == stem]
-        return tuple(picked) or (WeightFile(chosen),)
-    stems = sorted({_GGUF_SPLIT.sub("", f.path) for f in ggufs})
-    if len(stems) > 1:
-        shown = ", ".join(stems[:6]) + (" ..." if len(stems) > 6 else "")
-        raise SpecError(
-            "spec.model.file",
-            f"the repo has {len(stems)} GGUF variants and none is chosen",
-            f"set spec.model.file to one of: {shown}",
-        )
-    return tuple(ggufs)
+    if not chosen:
+        if not ggufs:
+            return ()
+        preferred = [f for f in ggufs if gguf_type(f.path) == "Q4_K_M"]
+        chosen = (preferred or ggufs)[0].path
+    stem = _GGUF_SPLIT.sub("", chosen)
+    picked = [f for f in ggufs if f.path == chosen or _GGUF_SPLIT.sub("", f.path) == stem]
+    return tuple(picked) or (WeightFile(chosen),)
 
 
 def _config_quant(facts: ModelFacts) -> Quant | None:
@@ -121,6 +120,12 @@ def _config_quant(facts: ModelFacts) -> Quant | None:
         return None
     method = _METHOD_ALIASES.get(qc.method.lower(), qc.method.lower())
     bits = qc.bits
+    if method == "gguf":  # kubellm.modelinfo records the chosen GGUF file's type this way
+        kind = str(qc.raw.get("type") or "").upper() or None
+        if kind is None and facts.weight_files:
+            kind = gguf_type(facts.weight_files[0].path)
+        per_gguf = GGUF_BITS_PER_WEIGHT.get(kind or "", float(bits or 0))
+        return Quant("gguf", per_gguf, from_checkpoint=True, gguf_type=kind)
     if method == "fp8":
         per_weight = 8.0
     elif method in ("awq", "gptq"):
