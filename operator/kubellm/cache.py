@@ -110,6 +110,13 @@ class CacheRef:
     gguf_file: str | None = None
 
 
+def default_image() -> str:
+    """The kubellm image that runs ``kubellm download`` (``downloader.image`` in runtimes.yaml)."""
+    from kubellm.runtimes.catalog import downloader_image  # data lives with the runtime images
+
+    return downloader_image()
+
+
 def parse_quantity(text: str) -> int:
     """Bytes of a Kubernetes quantity such as ``200Gi``, ``1.5Ti``, ``500G``."""
     match = _QUANTITY.match(text)

@@ -22,6 +22,7 @@ from kubellm.cache import (
     CacheRef,
     auto_size,
     cache_files,
+    default_image,
     download_deadline_seconds,
     parse_quantity,
     plan_cache,
@@ -218,3 +219,9 @@ def test_download_job_without_token_and_non_root() -> None:
     assert pod["containers"][0]["securityContext"]["allowPrivilegeEscalation"] is False
     names = [e["name"] for e in pod["containers"][0]["env"]]
     assert names == sorted(names)
+
+
+def test_default_image_is_the_kubellm_image_at_its_version() -> None:
+    from kubellm import __version__
+
+    assert default_image() == f"ghcr.io/kubellm/kubellm:{__version__}"
