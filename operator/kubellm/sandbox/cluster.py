@@ -208,8 +208,8 @@ class Sandbox:
                 )
             self._remove()
 
-        bins = install.binaries()
         pools = nodes.load_pools(nodes_file)  # validate before starting anything
+        bins = install.binaries()
         node_objects = nodes.node_manifests(pools)
         began = time.monotonic()
         self.state_dir.mkdir(parents=True, exist_ok=True)
