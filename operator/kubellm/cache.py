@@ -11,14 +11,12 @@ Contract with ``kubellm download`` (kubellm.commands.download)::
     kubellm download --repo R --revision SHA --include P [--include P ...] --cache-dir /models
                      --marker KEY --retries N --timeout S
 
-- ``--include`` is repeated, one pattern or exact path each (argparse ``action="extend"`` or
-  ``"append"``); the files land in the Hugging Face cache layout under ``--cache-dir``
-  (``models--org--name/snapshots/SHA/...``), so serving pods read them with ``HF_HUB_OFFLINE=1``
-  and ``HF_HUB_CACHE=/models``;
-- when every file is present it writes ``<cache-dir>/.kubellm-complete/<KEY>``
-  (``CacheRef.complete_marker``);
-- ``--timeout`` is the total seconds it may spend (the Job deadline minus a margin, so it reports
-  its own clear error before Kubernetes kills it).
+- ``--include`` is repeated, one pattern or exact path each (``action="append"``); the files
+  land in the Hugging Face cache layout under ``--cache-dir`` (``models--org--name/snapshots/SHA``),
+  so serving pods read them with ``HF_HUB_OFFLINE=1`` and ``HF_HUB_CACHE=/models``;
+- after success it writes ``<cache-dir>/.kubellm/<KEY>.complete`` (``CacheRef.complete_marker``);
+- ``--timeout`` bounds each request (a hung Hub fails, never hangs); ``--retries`` bounds the
+  attempts when the Hub is unavailable; the Job's ``activeDeadlineSeconds`` bounds the whole run.
 
 Sizing rules (named, with rationale):
 
@@ -55,13 +53,13 @@ GIB = 1024**3
 MIB = 1024**2
 
 MOUNT_PATH = "/models"
-MARKER_DIR = ".kubellm-complete"
+MARKER_DIR = ".kubellm"  # kubellm.modelinfo.download.MARKER_DIR
 SIZE_FACTOR = 1.2
 SIZE_EXTRA_BYTES = 2 * GIB
 DOWNLOAD_BYTES_PER_SECOND = 20 * MIB
 DOWNLOAD_BASE_SECONDS = 1800
-DOWNLOAD_TIMEOUT_MARGIN_SECONDS = 120
-DOWNLOAD_RETRIES = 5  # in-process retries with backoff, per file
+DOWNLOAD_REQUEST_TIMEOUT_SECONDS = 60  # per request; slow mirrors answer within it
+DOWNLOAD_RETRIES = 5  # extra attempts with exponential backoff when the Hub is unavailable
 JOB_BACKOFF_LIMIT = 3  # pod restarts (crashes, evictions); resumable, so cheap
 DOWNLOADER_UID = 65532  # non-root; fsGroup makes the PVC writable for it
 
@@ -239,7 +237,7 @@ def plan_cache(
         job_name=cache_job_name(key, facts.repo),
         mount_path=MOUNT_PATH,
         size=size,
-        complete_marker=f"{MOUNT_PATH}/{MARKER_DIR}/{key}",
+        complete_marker=f"{MOUNT_PATH}/{MARKER_DIR}/{key}.complete",
         repo=facts.repo,
         revision=sha,
         files=files,
@@ -302,7 +300,7 @@ def render_download_job(
         "--cache-dir", ref.mount_path,
         "--marker", ref.key,
         "--retries", str(DOWNLOAD_RETRIES),
-        "--timeout", str(deadline - DOWNLOAD_TIMEOUT_MARGIN_SECONDS),
+        "--timeout", str(DOWNLOAD_REQUEST_TIMEOUT_SECONDS),
     ]  # fmt: skip
     env: list[dict[str, Any]] = [
         {"name": "HF_HOME", "value": "/tmp/hf-home"},

@@ -113,7 +113,7 @@ def test_plan_cache_paths() -> None:
     assert ref.model_path == (
         "/models/models--meta-llama--Llama-3.1-8B-Instruct/snapshots/" + str(llama_8b().sha)
     )
-    assert ref.complete_marker == f"/models/.kubellm-complete/{ref.key}"
+    assert ref.complete_marker == f"/models/.kubellm/{ref.key}.complete"
     assert ref.weight_bytes == 16060556376  # the four shards, not the .pth duplicate
     assert ref.gguf_file is None
     g = plan_cache("ai", llama_8b_gguf(), GGUF_Q4, spec(llama_8b_gguf().repo), image=IMAGE)
@@ -184,7 +184,7 @@ def test_download_job_command() -> None:
     assert tuple(includes) == ref.files
     assert args[args.index("--cache-dir") + 1] == "/models"
     assert args[args.index("--marker") + 1] == ref.key
-    assert int(args[args.index("--timeout") + 1]) < job["spec"]["activeDeadlineSeconds"]
+    assert 10 <= int(args[args.index("--timeout") + 1]) <= 300  # per request, not the whole run
     assert int(args[args.index("--retries") + 1]) >= 1
     assert {
         "name": "HF_TOKEN",
