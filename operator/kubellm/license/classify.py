@@ -145,8 +145,6 @@ def chain_links(facts: ModelFacts) -> tuple[ChainLink, ...]:
     what = "spec.model of" if own_how == "declared" else "model card of"
     links = _links_for(facts.repo, facts.license, facts.license_name, own_how, what)
     for base in facts.base_models:
-        if base.repo == facts.repo:
-            continue
         how = "card" if base.license or base.resolved else "unresolved"
         links += _links_for(
             base.repo, base.license, base.license_name, how, f"base model ({base.relation})"
