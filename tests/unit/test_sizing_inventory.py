@@ -11,7 +11,14 @@ from hypothesis import strategies as st
 from kubellm.api.v1alpha1 import LLMDeploymentSpec
 from kubellm.errors import SpecError
 from kubellm.facts import Architecture, ModelFacts
-from kubellm.sizing import default_inventory, inventory_from_file, inventory_from_nodes, size
+from kubellm.sizing import (
+    Inventory,
+    NodePool,
+    default_inventory,
+    inventory_from_file,
+    inventory_from_nodes,
+    size,
+)
 from kubellm.sizing.catalog import load_gpu_catalog
 
 
@@ -215,7 +222,7 @@ def test_chosen_configuration_always_fits_and_divides_heads(
     if not r.fits:
         return
     assert r.per_gpu_gib is not None and r.gpu_memory_gib is not None
-    assert r.per_gpu_gib <= r.gpu_memory_gib + 0.005
+    assert r.per_gpu_gib <= r.gpu_memory_gib
     tp, pp = r.tensor_parallel_size or 0, r.pipeline_parallel_size or 0
     assert arch.num_attention_heads is not None and arch.num_key_value_heads is not None
     assert arch.num_attention_heads % tp == 0
@@ -225,3 +232,41 @@ def test_chosen_configuration_always_fits_and_divides_heads(
     assert r.max_model_len is not None and r.max_model_len <= (arch.max_position_embeddings or 0)
     if max_len == "auto":
         assert r.max_model_len >= min(2048, arch.max_position_embeddings or 0)
+
+
+@st.composite
+def inventories(draw: st.DrawFn) -> Inventory:
+    products = [g.product for g in load_gpu_catalog()]
+    pools = []
+    for product in draw(st.lists(st.sampled_from(products), min_size=1, max_size=4, unique=True)):
+        per_node = draw(st.sampled_from([1, 2, 4, 8]))
+        nodes = draw(st.integers(1, 4))
+        free = tuple(draw(st.integers(0, per_node)) for _ in range(nodes))
+        pools.append(NodePool(product, per_node, nodes, free_gpus_per_node=free))
+    return Inventory(pools=tuple(pools), source="file:hypothesis")
+
+
+@settings(max_examples=150, deadline=None)
+@given(arch=architectures(), gib=st.floats(0.5, 400), inventory=inventories(),
+       count=st.sampled_from(["auto", 1, 2, 4, 8, 16]))  # fmt: skip
+def test_chosen_configuration_is_placeable_on_free_gpus(
+    arch: Architecture, gib: float, inventory: Inventory, count: int | str
+) -> None:
+    facts = ModelFacts(repo="org/m", architecture=arch, weight_bytes=int(gib * 1024**3))
+    spec = LLMDeploymentSpec.model_validate({"model": {"repo": "x/y"}, "gpu": {"count": count}})
+    try:
+        r = size(facts, spec, inventory)
+    except SpecError as err:  # only an explicit count that cannot split the heads
+        assert err.field == "spec.gpu.count" and count != "auto"
+        return
+    assert r.message
+    if not r.fits:
+        assert r.reason in ("DoesNotFit", "GpusBusy", "Unsupported")
+        return
+    pool = next(p for p in inventory.pools if p.gpu_product == r.gpu_type)
+    tp, pp = r.tensor_parallel_size or 0, r.pipeline_parallel_size or 0
+    assert tp <= pool.gpus_per_node and r.gpus_per_replica == tp * pp
+    assert sum(f // tp for f in pool.free_gpus_per_node or ()) >= pp  # enough free stages
+    assert count == "auto" or r.gpus_per_replica == count
+    assert r.per_gpu_gib is not None and r.gpu_memory_gib is not None
+    assert r.per_gpu_gib <= r.gpu_memory_gib
