@@ -347,3 +347,19 @@ def test_image_precedence() -> None:
     assert container(Case("x", "tgi", llama_8b(), AWQ, T4, {}))["image"].startswith(
         "ghcr.io/huggingface/text-generation-inference:"
     )
+
+
+@pytest.mark.parametrize(
+    ("extra", "field"),
+    [
+        ({"env": [{"value": "x"}]}, "spec.env[0].name"),
+        ({"env": [{"name": "A", "value": "1"}, {"name": ""}]}, "spec.env[1].name"),
+        ({"resources": {"limits": ["memory"]}}, "spec.resources.limits"),
+    ],
+)
+def test_bad_overrides_are_spec_errors(extra: dict[str, Any], field: str) -> None:
+    from kubellm.errors import SpecError
+
+    with pytest.raises(SpecError) as info:
+        deployment(Case("x", "vllm", llama_8b(), BF16, L4, extra))
+    assert info.value.field == field

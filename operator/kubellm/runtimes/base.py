@@ -35,7 +35,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from kubellm.errors import DoesNotFitError, UnsupportedError
+from kubellm.errors import DoesNotFitError, SpecError, UnsupportedError
 from kubellm.naming import (
     ANNOTATION_CACHE_KEY,
     ANNOTATION_MODEL,
@@ -140,8 +140,15 @@ def _env_list(values: dict[str, Any], extra: list[dict[str, Any]]) -> list[dict[
     merged: dict[str, dict[str, Any]] = {}
     for name, value in values.items():
         merged[name] = value if isinstance(value, dict) else {"name": name, "value": str(value)}
-    for item in extra:
-        merged[str(item["name"])] = item
+    for index, item in enumerate(extra):
+        given = item.get("name") if isinstance(item, dict) else None
+        if not isinstance(given, str) or not given:
+            raise SpecError(
+                f"spec.env[{index}].name",
+                "every environment variable needs a name",
+                'write it as {"name": "KEY", "value": "..."} (a core/v1 EnvVar)',
+            )
+        merged[given] = item
     return [merged[k] for k in sorted(merged)]
 
 
@@ -298,7 +305,14 @@ class Runtime(ABC):
         user = ctx.spec.resources or {}
         out: dict[str, Any] = {}
         for section in ("limits", "requests"):
-            values = {str(k): v for k, v in dict(user.get(section) or {}).items()}
+            given = user.get(section) or {}
+            if not isinstance(given, dict):
+                raise SpecError(
+                    f"spec.resources.{section}",
+                    f"must be a mapping of resource name to quantity, not {type(given).__name__}",
+                    'e.g. {"memory": "64Gi", "cpu": "8"}',
+                )
+            values = {str(k): v for k, v in given.items()}
             if section == "limits" or GPU_RESOURCE in values:
                 values[GPU_RESOURCE] = str(ctx.gpus)
             if values:
