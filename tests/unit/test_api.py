@@ -11,6 +11,7 @@ from typing import Any
 
 import celpy
 import pytest
+from celpy.adapter import json_to_cel
 from pydantic import ValidationError
 
 from kubellm import crdgen
@@ -69,7 +70,7 @@ def cel_errors(kind: str, spec: dict[str, Any]) -> list[str]:
             continue
         for rule in rules:
             program = CEL.program(CEL.compile(rule["rule"]))
-            if not program.evaluate({"self": celpy.json_to_cel(value)}):
+            if not program.evaluate({"self": json_to_cel(value)}):
                 failed.append(rule["message"])
     return failed
 

@@ -75,7 +75,7 @@ def model_facts(draw: st.DrawFn) -> ModelFacts:
 
 
 @st.composite
-def policies(draw: st.DrawFn, **fixed: object) -> LicensePolicy:
+def policies(draw: st.DrawFn, /, **fixed: object) -> LicensePolicy:
     exceptions = draw(
         st.lists(
             st.builds(
