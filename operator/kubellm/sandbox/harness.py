@@ -18,6 +18,7 @@ Environment:
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -28,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from kubellm.sandbox import install, versions
+from kubellm.sandbox import install, process, versions
 from kubellm.sandbox.cluster import Sandbox, default_state_dir
 from kubellm.sandbox.errors import SandboxError
 
@@ -36,6 +37,8 @@ if TYPE_CHECKING:
     from kubernetes.client import ApiClient
 
 _TRUE = ("1", "true", "yes", "on")
+_TMP_PREFIX = "kubellm-sandbox-"
+_OWNER = "owner.json"
 
 
 def _flag(name: str) -> bool:
@@ -98,6 +101,34 @@ def existing_cluster() -> Cluster:
     return Cluster(kubeconfig, _api_client(kubeconfig), versions.bin_dir(), kubectl)
 
 
+def _owner_record() -> dict[str, object]:
+    return {"pid": os.getpid(), "start_time": process.start_time(os.getpid())}
+
+
+def reap_orphans(progress: Callable[[str], None] = print) -> int:
+    """Stop private sandboxes whose owning test process died without tearing them down.
+
+    (``timeout pytest ...`` or a killed CI job skip fixture teardown.) Only directories made by
+    :func:`sandbox_cluster` carry an ``owner.json``; a live owner's sandbox is left alone.
+    """
+    reaped = 0
+    for directory in Path(tempfile.gettempdir()).glob(f"{_TMP_PREFIX}*"):
+        try:
+            owner = json.loads((directory / _OWNER).read_text())
+            record = process.ProcessRecord(
+                "owner", int(owner["pid"]), owner.get("start_time"), "", ()
+            )
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+        if process.is_running(record):
+            continue
+        progress(f"stopping the orphaned sandbox in {directory} (its test run is gone)")
+        Sandbox(directory / "state").down(lambda _: None)
+        shutil.rmtree(directory, ignore_errors=True)
+        reaped += 1
+    return reaped
+
+
 @contextmanager
 def sandbox_cluster(
     state_dir: Path | None = None,
@@ -123,8 +154,10 @@ def sandbox_cluster(
         if reuse:
             state_dir = default_state_dir()
         else:
-            tmp = tempfile.mkdtemp(prefix="kubellm-sandbox-")
-            state_dir = Path(tmp)
+            reap_orphans(progress)
+            tmp = tempfile.mkdtemp(prefix=_TMP_PREFIX)
+            state_dir = Path(tmp) / "state"
+            (Path(tmp) / _OWNER).write_text(json.dumps(_owner_record()))
     sandbox = Sandbox(state_dir)
     was_up = sandbox.is_up()
     state = sandbox.up(nodes_file, progress=progress)

@@ -6,7 +6,9 @@ binaries first if they are missing, which prints progress); it is stopped when t
 ``USE_EXISTING_CLUSTER=true`` runs the same tests against the current kubeconfig instead, and
 ``KUBELLM_SANDBOX_REUSE=true`` reuses (and keeps) the ``kubellm sandbox up`` one; see
 :mod:`kubellm.sandbox.harness`. If the sandbox cannot be built or started the tests FAIL with
-the reason; they are never skipped silently.
+the reason; they are never skipped silently. SIGTERM is turned into KeyboardInterrupt so the
+sandbox is stopped even under ``timeout pytest``; a run killed harder leaves an orphan that the
+next run stops (:func:`kubellm.sandbox.harness.reap_orphans`).
 
 Also provided: ``namespace``, a fresh namespace per test, deleted afterwards.
 """
@@ -14,14 +16,27 @@ Also provided: ``namespace``, a fresh namespace per test, deleted afterwards.
 from __future__ import annotations
 
 import contextlib
+import signal
 import time
 import uuid
 from collections.abc import Iterator
+from types import FrameType
 
 import pytest
 
 from kubellm.errors import KubellmError
 from kubellm.sandbox.harness import Cluster, sandbox_cluster
+
+
+def _interrupt_on_sigterm() -> None:
+    """Turn SIGTERM (``timeout pytest``, CI cancel) into KeyboardInterrupt so teardown runs."""
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+        with contextlib.suppress(ValueError):  # not in the main thread
+            signal.signal(signal.SIGTERM, handler)
 
 
 def _report(message: str) -> None:
@@ -31,6 +46,7 @@ def _report(message: str) -> None:
 @pytest.fixture(scope="session")
 def cluster(request: pytest.FixtureRequest) -> Iterator[Cluster]:
     """A running cluster shared by the session: ``.kubeconfig``, ``.api_client``, ``.kubectl()``."""
+    _interrupt_on_sigterm()
     capture = request.config.pluginmanager.getplugin("capturemanager")
     stack = contextlib.ExitStack()
     try:
