@@ -32,7 +32,8 @@ def test_licence(card: dict[str, Any], tags: list[str], expected: tuple[Any, ...
     ("card", "tags", "expected"),
     [
         ({"base_model": "meta-llama/Llama-3.1-8B"},
-         ["base_model:finetune:meta-llama/Llama-3.1-8B"], [("meta-llama/Llama-3.1-8B", "finetune")]),
+         ["base_model:finetune:meta-llama/Llama-3.1-8B"],
+         [("meta-llama/Llama-3.1-8B", "finetune")]),
         ({"base_model": ["a/x", "b/y"]}, ["base_model:merge:a/x", "base_model:merge:b/y"],
          [("a/x", "merge"), ("b/y", "merge")]),
         ({}, ["base_model:quantized:meta-llama/Llama-3.1-70B-Instruct"],
@@ -58,7 +59,8 @@ def test_gated(value: Any, expected: str | None) -> None:
 @pytest.mark.parametrize(
     ("config", "field", "expected"),
     [
-        ({"num_attention_heads": 71, "num_kv_heads": 8, "hidden_size": 8192}, "num_key_value_heads", 8),
+        ({"num_attention_heads": 71, "num_kv_heads": 8, "hidden_size": 8192},
+         "num_key_value_heads", 8),
         ({"n_head": 71, "multi_query": True, "n_embd": 4544}, "num_key_value_heads", 1),
         ({"n_head": 71, "multi_query": True, "n_embd": 4544}, "hidden_size", 4544),
         ({"num_attention_heads": 32}, "num_key_value_heads", None),

@@ -67,6 +67,7 @@ def is_unavailable(exc: BaseException) -> bool:
 
 def translate(exc: BaseException, repo: str, revision: str) -> KubellmError | None:
     """A huggingface_hub / transport exception as a kubellm error (None: not ours to map)."""
+    import httpx2
     from huggingface_hub.errors import (
         DisabledRepoError,
         GatedRepoError,
@@ -90,6 +91,12 @@ def translate(exc: BaseException, repo: str, revision: str) -> KubellmError | No
             f"revision {revision!r} of model {repo} not found on {where} "
             "(check spec.model.revision: a branch, tag or 40-hex commit sha)"
         )
+    cause = exc.__cause__ or exc.__context__
+    wrapper = not isinstance(exc, HfHubHTTPError | httpx2.TransportError)
+    if wrapper and cause is not None and cause is not exc:  # DryRunError, LocalEntryNotFound
+        mapped = translate(cause, repo, revision)
+        if mapped is not None:
+            return mapped
     if is_unavailable(exc):
         return HubUnavailableError(
             f"Hugging Face Hub at {where} unavailable while reading {repo}@{revision}: "

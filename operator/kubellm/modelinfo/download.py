@@ -149,10 +149,10 @@ def download(req: DownloadRequest, *, log: Callable[[str], None] = print,
     for attempt in range(1, attempts + 1):
         started = time.monotonic()
         try:
-            sha = req.revision
-            if not sha_given:
-                info = api.model_info(req.repo, revision=req.revision, timeout=req.timeout)
-                sha = info.sha or req.revision
+            # model_info first, even for a sha: one request without huggingface_hub's own
+            # backoff, so not-found and Hub-down are classified at once by our retry loop.
+            info = api.model_info(req.repo, revision=req.revision, timeout=req.timeout)
+            sha = info.sha or req.revision
             plan = snapshot_download(req.repo, revision=sha, cache_dir=cache_dir, token=token,
                                      allow_patterns=list(req.include) or None,
                                      etag_timeout=req.timeout, dry_run=True)
