@@ -126,7 +126,13 @@ def plan_deployment(
                 ),
             )
         ctx = runtimes.RenderContext(
-            name=name, namespace=namespace, spec=spec, facts=facts, sizing=result, cache=cache_ref
+            name=name,
+            namespace=namespace,
+            spec=spec,
+            facts=facts,
+            sizing=result,
+            cache=cache_ref,
+            gpu=gpu,
         )
         serving = tuple(runtime.render(ctx))
     except PermanentError as exc:

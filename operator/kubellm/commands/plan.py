@@ -113,7 +113,7 @@ def _cluster_inventory(kubeconfig: str) -> Any:
     from kubellm.errors import ClusterError
 
     try:
-        api_client = config.new_client_from_config(config_file=kubeconfig)
+        api_client = config.new_client_from_config(config_file=kubeconfig)  # type: ignore[no-untyped-call]
         core = client.CoreV1Api(api_client)
         nodes = core.list_node(_request_timeout=10).items
         pods = core.list_pod_for_all_namespaces(
@@ -178,7 +178,6 @@ def run(args: argparse.Namespace) -> int:
 
     resolver = FactsResolver()
     reports: list[dict[str, Any]] = []
-    plans = []
     ok = True
     for llmd in manifests.deployments:
         spec = llmd.spec
@@ -192,11 +191,9 @@ def run(args: argparse.Namespace) -> int:
         except KubellmError as exc:
             ok = False
             reports.append(_facts_failure(llmd, exc))
-            plans.append(None)
             continue
         plan = plan_deployment(llmd, facts, manifests.policies, inventory)
         ok = ok and plan.deployable
-        plans.append(plan)
         reports.append(build_report(plan))
 
     if args.output == "json":

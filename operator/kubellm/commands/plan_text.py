@@ -7,6 +7,7 @@ from typing import Any
 
 import yaml
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 GREEN, RED, YELLOW = "green", "red", "yellow"
@@ -28,24 +29,28 @@ def _one(console: Console, r: dict[str, Any], inv_source: str, show_objects: boo
     src = model.get("source", "?")
     declared = model.get("declared") or []
     console.print(
-        f"model    {model['repo']} @ {rev}  (facts from {src}"
-        + (f"; declared: {', '.join(declared)}" if declared else "")
-        + ")"
+        escape(
+            f"model    {model['repo']} @ {rev}  (facts from {src}"
+            + (f"; declared: {', '.join(declared)}" if declared else "")
+            + ")"
+        )
     )
     lic = r.get("license")
     if lic:
         lc = GREEN if lic["decision"] == "Allowed" else YELLOW if lic["allowed"] else RED
         console.print(
-            f"licence  {lic.get('id') or '?'}"
-            + (f" ({lic['name']})" if lic.get("name") else "")
-            + f"  class={lic['class']}  openness={lic.get('openness')}"
+            escape(
+                f"licence  {lic.get('id') or '?'}"
+                + (f" ({lic['name']})" if lic.get("name") else "")
+                + f"  class={lic['class']}  openness={lic.get('openness')}"
+            )
             + f"  -> [{lc}]{lic['decision']}[/{lc}]"
             + (f"  by policy {lic['policy']}" if lic.get("policy") else "  (no policy: defaults)")
         )
         for reason in lic.get("reasons", []):
-            console.print(f"  - [{reason['effect']}] {reason['rule']}: {reason['message']}")
+            console.print(escape(f"  - [{reason['effect']}] {reason['rule']}: {reason['message']}"))
         for ob in lic.get("obligations", []):
-            console.print(f"  obligation: {ob}")
+            console.print(escape(f"  obligation: {ob}"))
     s = r.get("sizing")
     if s:
         table = Table(title=f"GPU sizing (inventory: {inv_source})", title_justify="left")
@@ -69,11 +74,11 @@ def _one(console: Console, r: dict[str, Any], inv_source: str, show_objects: boo
                 f"  quantization={s.get('quantization')}  runtime={r.get('runtime')}"
             )
         if s.get("message"):
-            console.print(f"sizing   {s['message']}")
+            console.print(escape(f"sizing   {s['message']}"))
     if r.get("refusal"):
-        console.print(f"[{RED}]refused[/{RED}]  {r['refusal']['message']}")
+        console.print(f"[{RED}]refused[/{RED}]  " + escape(r["refusal"]["message"]))
     for w in r.get("warnings", []):
-        console.print(f"[{YELLOW}]warning[/{YELLOW}]  {w}")
+        console.print(f"[{YELLOW}]warning[/{YELLOW}]  " + escape(w))
     objs = r.get("objects") or []
     if objs:
         console.print("objects  " + ", ".join(f"{o['kind']}/{o['metadata']['name']}" for o in objs))
