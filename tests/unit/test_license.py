@@ -644,3 +644,33 @@ def test_cli_bad_policy_file(
     assert main(["license", "acme/x", "--license", "mit", "--policy", str(file)]) == 2
     err = capsys.readouterr().err
     assert needle in err and "Traceback" not in err
+
+
+def test_cli_hub_unavailable_exit_3(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import kubellm.modelinfo
+    from kubellm.cli import main
+    from kubellm.errors import HubUnavailableError
+
+    def down(repo: str, revision: str = "main", **_: Any) -> ModelFacts:
+        raise HubUnavailableError(f"Hub unavailable while reading {repo}")
+
+    monkeypatch.setattr(kubellm.modelinfo, "resolve", down)
+    assert main(["license", "Qwen/Qwen3-8B"]) == 3
+    assert "--license" in capsys.readouterr().err
+
+
+def test_cli_uses_resolved_facts(monkeypatch: pytest.MonkeyPatch) -> None:
+    import kubellm.modelinfo
+    from kubellm.cli import main
+
+    seen: list[tuple[str, str]] = []
+
+    def fake(repo: str, revision: str = "main", **_: Any) -> ModelFacts:
+        seen.append((repo, revision))
+        return facts(repo, "other", "qwen-research")
+
+    monkeypatch.setattr(kubellm.modelinfo, "resolve", fake)
+    assert main(["license", "Qwen/Qwen2.5-3B-Instruct", "--revision", "abc"]) == 1
+    assert seen == [("Qwen/Qwen2.5-3B-Instruct", "abc")]

@@ -1,6 +1,7 @@
 """``kubellm license MODEL``: decide a model's licence against a LicensePolicy (Hub or declared).
 
-Exit codes: 0 allowed (with or without warnings), 1 denied, 2 bad input.
+Exit codes: 0 allowed (with or without warnings), 1 denied, 2 bad input, 3 the facts could not
+be read (Hub or mirror unreachable: retry, or decide from declared facts with ``--license``).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from kubellm.errors import SpecError
+from kubellm.errors import SpecError, TemporaryError
 
 EPILOG = """\
 examples:
@@ -30,7 +31,7 @@ def register(subparsers: Any) -> None:
             "Resolve a model's licence (its card, its base_model chain, its family) and decide it "
             "against the LicensePolicy that governs NAMESPACE (or the built-in default: "
             "permissive and restrictive-community licences, commercial use, unknown denied). "
-            "Exit 0 when allowed, 1 when denied, 2 on bad input."
+            "Exit 0 when allowed, 1 when denied, 2 on bad input, 3 when the Hub cannot be read."
         ),
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -190,7 +191,15 @@ def run(args: argparse.Namespace) -> int:
         ) from None
     policies = load_policies(args.policy) if args.policy is not None else []
     policy = select_policy(policies, args.namespace)
-    facts = _facts(args)
+    try:
+        facts = _facts(args)
+    except TemporaryError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        print(
+            "hint: decide without the Hub from declared facts: --license ID [--license-name N]",
+            file=sys.stderr,
+        )
+        return 3
     decision = decide(facts, policy, today=args.today)
     if args.output == "json":
         sys.stdout.write(json.dumps(decision.to_dict(), indent=2, sort_keys=True) + "\n")
