@@ -444,6 +444,17 @@ def test_declared_licence_is_reported() -> None:
     assert wire["decision"] == "Allowed"
 
 
+def test_declared_licence_overridden_by_family_is_still_reported_declared() -> None:
+    model = ModelFacts(
+        repo="deepseek-ai/DeepSeek-R1-Distill-Llama-8B", license="mit", declared=("license",)
+    )
+    decision = decide(model, None, today=TODAY)
+    assert decision.license.key == "llama3.1"
+    assert decision.to_status().declared is True
+    declared = next(r for r in decision.reasons if r.rule == "declared")
+    assert "llama3.1" in declared.message
+
+
 def test_to_dict_and_status_agree() -> None:
     model = facts("meta-llama/Llama-3.1-8B", "llama3.1", gated="manual")
     decision = decide(model, policy("corp", jurisdiction="US"), today=TODAY)

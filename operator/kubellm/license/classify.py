@@ -81,7 +81,7 @@ class EffectiveLicense:
     openness: Openness
     source: str  # the fact and its source for the deciding link
     from_repo: str  # which repo of the chain the deciding licence came from
-    declared: bool  # the deciding licence came from spec.model, not the Hub
+    declared: bool  # the model's own licence came from spec.model (facts.declared), not the Hub
     multimodal: bool | None
     chain: tuple[ChainLink, ...]
 
@@ -227,7 +227,7 @@ def classify(facts: ModelFacts) -> EffectiveLicense:
         openness=_openness(facts, winner),
         source=winner.source,
         from_repo=winner.repo,
-        declared=winner.how == "declared",
+        declared="license" in facts.declared,
         multimodal=multimodal,
         chain=links,
     )

@@ -386,7 +386,12 @@ def decide(
             Reason(
                 "declared",
                 "info",
-                "licence declared in spec.model.license, not read from the Hub",
+                f"licence {facts.license} declared in spec.model.license, not read from the Hub"
+                + (
+                    ""
+                    if lic.source == lic.chain[0].source
+                    else f"; the effective licence {lic.label} comes from {lic.from_repo}"
+                ),
                 f"spec.model of {facts.repo} (license: {facts.license})",
             )
         )
