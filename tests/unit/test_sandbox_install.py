@@ -157,3 +157,15 @@ def test_failing_go_command_reports_its_output(tmp_path: Path) -> None:
     go = _fake_binary(tmp_path / "go", "#!/bin/sh\necho 'go: module lookup disabled' >&2\nexit 1\n")
     with pytest.raises(SandboxError, match="module lookup disabled"):
         install._stream([str(go)], env=dict(os.environ), what="go build", progress=print)
+
+
+def test_go_older_than_gotoolchain_fetches_the_toolchain_module(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    go = _fake_binary(tmp_path / "go119" / "go", "#!/bin/sh\necho go1.19.8\n")
+    newer = _fake_binary(tmp_path / "toolchain" / "bin" / "go")
+    monkeypatch.setattr(install, "_go_binary", lambda: str(go))
+    monkeypatch.setattr(install, "toolchain_from_proxy", lambda env, progress: newer)
+    env = install.go_env(lambda _: None)
+    assert env["PATH"].split(os.pathsep)[0] == str(newer.parent)
+    assert env["GOTOOLCHAIN"] == "local"

@@ -14,7 +14,9 @@ What is built (versions in :mod:`kubellm.sandbox.versions`, the one pin place):
 Binaries land in ``${XDG_CACHE_HOME:-~/.cache}/kubellm/sandbox/<versions>/bin``; a second install
 is a no-op. A directory named by ``KUBEBUILDER_ASSETS`` (envtest convention) is searched first, so
 binaries you already have are used and only missing ones are built. Go >= 1.26 is needed; an older
-``go`` is used with ``GOTOOLCHAIN=go1.26.x`` (the toolchain comes from the module proxy).
+``go`` (>= 1.21) is used with ``GOTOOLCHAIN=go1.26.x``; one older still (Debian bookworm's 1.19)
+downloads the toolchain module ``golang.org/toolchain`` into the cache. Either way the newer Go
+comes from the module proxy.
 Hand-written rather than a Makefile: the CLI, the pytest fixture and CI share this one path.
 """
 
@@ -193,10 +195,50 @@ def go_env(progress: Progress = print) -> dict[str, str]:
     env.pop("GOTOOLCHAIN", None)
     out = _run([go, "env", "GOVERSION"], env=env, what="go env GOVERSION").strip()
     have = parse_go_version(out)
-    if have is None or have < versions.GO_MIN:
+    if have is not None and have < (1, 21):  # GOTOOLCHAIN arrived in go 1.21
+        progress(f"{go} is {out}, too old for GOTOOLCHAIN; fetching {versions.GO_TOOLCHAIN}")
+        newer = toolchain_from_proxy(env, progress)
+        env["PATH"] = f"{newer.parent}{os.pathsep}{env['PATH']}"
+        env["GOTOOLCHAIN"] = "local"
+        env.pop("GOROOT", None)
+    elif have is None or have < versions.GO_MIN:
         progress(f"{go} is {out or 'unknown'}; using GOTOOLCHAIN={versions.GO_TOOLCHAIN}")
         env["GOTOOLCHAIN"] = versions.GO_TOOLCHAIN
     return env
+
+
+def toolchain_from_proxy(env: dict[str, str], progress: Progress) -> Path:
+    """Fetch the Go toolchain module golang.org/toolchain with any go; return its bin/go.
+
+    Module zips carry no file modes, so the tree is copied to the cache and made executable.
+    """
+    dest = versions.cache_root() / "go" / versions.GO_TOOLCHAIN
+    go_bin = dest / "bin" / "go"
+    if _executable(go_bin):
+        return go_bin
+    goos = _run(["go", "env", "GOOS"], env=env, what="go env GOOS").strip()
+    goarch = _run(["go", "env", "GOARCH"], env=env, what="go env GOARCH").strip()
+    module = f"golang.org/toolchain@v0.0.1-{versions.GO_TOOLCHAIN}.{goos}-{goarch}"
+    scratch = versions.cache_root() / "go" / "scratch"
+    scratch.mkdir(parents=True, exist_ok=True)
+    info = json.loads(
+        _run(["go", "mod", "download", "-json", module], env=env, what=f"go mod download {module}",
+             cwd=scratch)
+    )
+    partial = dest.with_name(dest.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    shutil.copytree(info["Dir"], partial)
+    for root, dirs, files in os.walk(partial):
+        os.chmod(root, 0o755)
+        executable = Path(root).name == "bin" or f"{os.sep}pkg{os.sep}tool{os.sep}" in root + os.sep
+        for name in files:
+            os.chmod(Path(root) / name, 0o755 if executable else 0o644)
+        for name in dirs:
+            os.chmod(Path(root) / name, 0o755)
+    shutil.rmtree(dest, ignore_errors=True)
+    partial.rename(dest)
+    progress(f"Go toolchain {versions.GO_TOOLCHAIN} ready in {dest}")
+    return go_bin
 
 
 def _run(cmd: list[str], *, env: dict[str, str], what: str, cwd: Path | None = None) -> str:

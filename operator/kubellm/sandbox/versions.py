@@ -23,8 +23,9 @@ HELM = "v4.3.1"
 
 #: Oldest Go toolchain that builds all of the above (kwok v0.8.0 and Kubernetes 1.36 say go 1.26.0).
 GO_MIN = (1, 26)
-#: Toolchain requested through GOTOOLCHAIN when the local go is older than GO_MIN.
-GO_TOOLCHAIN = "go1.26.0"
+#: Toolchain requested through GOTOOLCHAIN when the local go is older than GO_MIN (go >= 1.21),
+#: or fetched as the module golang.org/toolchain when the local go predates GOTOOLCHAIN.
+GO_TOOLCHAIN = "go1.26.8"
 
 #: Binaries the sandbox needs, in build order.
 BINARIES = (
