@@ -1,0 +1,154 @@
+"""kubellm.planner: the one decision path (pure; facts built in the test, no Hub)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from kubellm.api.v1alpha1 import LicensePolicy, LLMDeployment
+from kubellm.facts import Architecture, ModelFacts, WeightFile
+from kubellm.planner import plan_deployment
+from kubellm.sizing import default_inventory, inventory_from_file
+
+QWEN_ARCH = Architecture(
+    model_type="qwen2",
+    num_hidden_layers=28,
+    num_attention_heads=28,
+    num_key_value_heads=4,
+    head_dim=128,
+    hidden_size=3584,
+    vocab_size=152064,
+    max_position_embeddings=32768,
+    torch_dtype="bfloat16",
+)
+
+
+def facts(license: str = "apache-2.0", license_name: str | None = None, **kw: Any) -> ModelFacts:
+    base: dict[str, Any] = dict(
+        repo="Qwen/Qwen2.5-7B-Instruct",
+        sha="a" * 40,
+        license=license,
+        license_name=license_name,
+        architecture=QWEN_ARCH,
+        weight_bytes=15_231_233_024,
+        parameters=7_615_616_512,
+        weight_files=(
+            WeightFile("model-00001-of-00002.safetensors", 8_000_000_000),
+            WeightFile("model-00002-of-00002.safetensors", 7_231_233_024),
+        ),
+    )
+    base.update(kw)
+    return ModelFacts(**base)
+
+
+def llmd(**spec: Any) -> LLMDeployment:
+    body = {"model": {"repo": "Qwen/Qwen2.5-7B-Instruct"}, **spec}
+    return LLMDeployment.model_validate(
+        {"metadata": {"name": "qwen", "namespace": "team-a"}, "spec": body}
+    )
+
+
+def policy(**spec: Any) -> LicensePolicy:
+    return LicensePolicy.model_validate({"metadata": {"name": "corp"}, "spec": spec})
+
+
+L4_ONLY = inventory_from_file([{"gpuProduct": "NVIDIA-L4", "gpusPerNode": 1, "nodes": 2}], "t")
+
+
+def kinds(objs: tuple[dict[str, Any], ...]) -> list[str]:
+    return [o["kind"] for o in objs]
+
+
+def test_allowed_and_fitting_gives_cache_then_serving_objects() -> None:
+    plan = plan_deployment(llmd(gpu={"type": "l4"}), facts(), [policy()], L4_ONLY)
+    assert plan.deployable and plan.refusal is None
+    assert plan.license.policy_name == "corp"
+    assert kinds(plan.objects) == ["PersistentVolumeClaim", "Job", "Deployment", "Service"]
+    assert all(o["metadata"]["namespace"] == "team-a" for o in plan.objects)
+    assert plan.cache_key and plan.sizing is not None and plan.sizing.gpu_type == "NVIDIA-L4"
+
+
+def test_cache_incomplete_holds_serving_objects_back() -> None:
+    plan = plan_deployment(llmd(), facts(), [], L4_ONLY, cache_complete=False)
+    assert kinds(plan.objects) == ["PersistentVolumeClaim", "Job"]
+    assert kinds(plan.serving_objects) == ["Deployment", "Service"]
+
+
+def test_cache_disabled_has_no_cache_objects() -> None:
+    plan = plan_deployment(llmd(cache={"enabled": False}), facts(), [], L4_ONLY)
+    assert kinds(plan.objects) == ["Deployment", "Service"] and plan.cache_key is None
+
+
+def test_denied_creates_nothing_and_says_why() -> None:
+    research = facts(license="other", license_name="mrl")
+    plan = plan_deployment(llmd(), research, [policy(commercialUse=True)], L4_ONLY)
+    assert not plan.deployable
+    assert plan.refusal_reason == "LicenseDenied"
+    assert "commercial" in (plan.refusal or "")
+    assert plan.objects == () and plan.serving_objects == () and plan.cache_objects == ()
+    assert plan.sizing is not None  # sizing is still explained
+
+
+def test_warn_mode_deploys_with_warnings() -> None:
+    research = facts(license="other", license_name="mrl")
+    plan = plan_deployment(llmd(), research, [policy(mode="Warn")], L4_ONLY)
+    assert plan.deployable
+    assert plan.license.decision == "AllowedWithWarnings"
+    assert plan.warnings
+
+
+def test_does_not_fit_creates_nothing() -> None:
+    plan = plan_deployment(
+        llmd(context={"maxModelLen": 32768, "concurrency": 64}), facts(), [], L4_ONLY
+    )
+    assert plan.refusal_reason == "DoesNotFit"
+    assert "GiB" in (plan.refusal or "")
+    assert plan.objects == ()
+
+
+def test_unsupported_runtime_combination_is_refused() -> None:
+    gguf = facts(
+        weight_files=(WeightFile("qwen-q4_k_m.gguf", 4_700_000_000),), weight_bytes=4_700_000_000
+    )
+    plan = plan_deployment(
+        llmd(runtime="tgi", model={"repo": "Qwen/Qwen2.5-7B-Instruct", "file": "qwen-q4_k_m.gguf"}),
+        gguf,
+        [],
+        default_inventory(),
+    )
+    assert not plan.deployable
+    assert plan.refusal_reason in ("Unsupported", "InvalidSpec")
+    assert "vllm" in (plan.refusal or "")
+
+
+def test_invalid_explicit_gpu_type_is_an_invalid_spec() -> None:
+    plan = plan_deployment(llmd(gpu={"type": "voodoo-9000"}), facts(), [], L4_ONLY)
+    assert plan.refusal_reason == "InvalidSpec"
+    assert "spec.gpu.type" in (plan.refusal or "")
+
+
+def test_policy_selection_by_namespace() -> None:
+    strict = LicensePolicy.model_validate(
+        {
+            "metadata": {"name": "strict"},
+            "spec": {"namespaces": ["team-*"], "requireOpenSource": True},
+        }
+    )
+    loose = policy()
+    plan = plan_deployment(llmd(), facts(), [loose, strict], L4_ONLY)
+    assert plan.license.policy_name == "strict"
+    assert plan.refusal_reason == "LicenseDenied"  # Qwen is open-weight, not open-source
+
+
+@pytest.mark.parametrize("replicas", [0, 3])
+def test_replicas_flow_into_the_deployment(replicas: int) -> None:
+    plan = plan_deployment(llmd(replicas=replicas), facts(), [], L4_ONLY)
+    deploy = next(o for o in plan.objects if o["kind"] == "Deployment")
+    assert deploy["spec"]["replicas"] == replicas
+
+
+def test_plan_is_deterministic() -> None:
+    a = plan_deployment(llmd(), facts(), [policy()], L4_ONLY)
+    b = plan_deployment(llmd(), facts(), [policy()], L4_ONLY)
+    assert a.objects == b.objects and a.sizing == b.sizing
