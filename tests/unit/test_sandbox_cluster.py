@@ -171,3 +171,18 @@ def test_cli_up_with_malformed_nodes_file_names_the_field(tmp_path: Path) -> Non
     assert proc.returncode != 0
     assert "Traceback" not in proc.stderr
     assert proc.stderr.startswith("error: pools.yaml: pools[0].count: must be an integer")
+
+
+def test_port_taken_between_pick_and_bind_is_retried_once(
+    tmp_path: Path, fake_bins: dict[str, Path]
+) -> None:
+    counter = tmp_path / "etcd-starts"
+    fake_bins["etcd"].write_text(
+        f"#!/bin/sh\necho x >> {counter}\n"
+        "echo 'listen tcp 127.0.0.1:2379: bind: address already in use' >&2\nexit 1\n"
+    )
+    messages: list[str] = []
+    with pytest.raises(SandboxError, match="address already in use"):
+        Sandbox(tmp_path / "state").up(progress=messages.append)
+    assert counter.read_text().count("x") == 2
+    assert any("retrying" in m for m in messages)

@@ -211,6 +211,24 @@ class Sandbox:
         pools = nodes.load_pools(nodes_file)  # validate before starting anything
         bins = install.binaries()
         node_objects = nodes.node_manifests(pools)
+        try:
+            return self._start(bins, node_objects, port, progress)
+        except SandboxError as exc:
+            # Free ports are picked before the components bind them; if another program took
+            # one in between, start once more with fresh ports (a port the user chose stays).
+            if port is not None or "address already in use" not in str(exc):
+                raise
+            progress(f"a port was taken while starting ({exc.message.splitlines()[0]}); retrying")
+            self.down(lambda _: None)
+            return self._start(bins, node_objects, port, progress)
+
+    def _start(
+        self,
+        bins: install.Binaries,
+        node_objects: list[dict[str, Any]],
+        port: int | None,
+        progress: Progress,
+    ) -> SandboxState:
         began = time.monotonic()
         self.state_dir.mkdir(parents=True, exist_ok=True)
         os.chmod(self.state_dir, 0o700)
