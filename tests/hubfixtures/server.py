@@ -49,6 +49,7 @@ class HubServer(ThreadingHTTPServer):
         self.fail: str | None = None  # "500" | "hang" | "reset"
         self.fail_remaining: int | None = None  # None: fail forever (while fail is set)
         self.hang_seconds = 5.0
+        self.delay = 0.0  # seconds to wait before answering each request (slow Hub)
         self.drop_info_fields: set[str] = set()  # e.g. {"safetensors"}: model_info omits them
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
@@ -175,6 +176,8 @@ class _Handler(BaseHTTPRequestHandler):
     def _dispatch(self, head: bool) -> None:
         url = urlsplit(self.path)
         self.server.requests.append((self.command, self.path, self._token()))
+        if self.server.delay:
+            time.sleep(self.server.delay)
         failing = self.server.should_fail()
         if failing == "hang":
             time.sleep(self.server.hang_seconds)

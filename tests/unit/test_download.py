@@ -148,3 +148,11 @@ def test_bad_token_file(hub: HubServer, tmp_path: Path) -> None:
     res = run(hub, tmp_path / "hub", "--repo", TINY.repo_id, "--token-file",
               str(tmp_path / "absent"))
     assert res.returncode == 2 and "--token-file" in res.stderr
+
+
+def test_progress_lines_while_downloading(hub: HubServer, tmp_path: Path) -> None:
+    hub.delay = 0.2
+    res = run(hub, tmp_path / "hub", "--repo", TINY.repo_id, "--revision", TINY.sha,
+              "--progress-interval", "0.1")
+    assert res.returncode == 0, res.stderr
+    assert "progress: " in res.stdout and "GiB (" in res.stdout

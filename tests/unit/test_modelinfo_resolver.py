@@ -15,7 +15,7 @@ from hubfixtures import build_offline_cache, get_repo
 from kubellm.api.v1alpha1 import ModelSpec
 from kubellm.errors import GatedModelError, HubUnavailableError
 from kubellm.facts import BaseModelRef, ModelFacts
-from kubellm.modelinfo import FactsResolver, apply_declared, resolver, sources
+from kubellm.modelinfo import FactsResolver, _hub, apply_declared, sources
 
 SHA = "a" * 40
 
@@ -35,8 +35,10 @@ class FakeHub:
 
     def hub_card(self, repo: str, revision: str, token: str | None,
                  timeout: float) -> tuple[dict[str, Any], list[str], None, str]:
-        chain = {"org/base": ({"license": "llama3.1", "base_model": "org/root"}, []),
-                 "org/root": ({"license": "llama3"}, [])}
+        chain: dict[str, tuple[dict[str, Any], list[str]]] = {
+            "org/base": ({"license": "llama3.1", "base_model": "org/root"}, []),
+            "org/root": ({"license": "llama3"}, []),
+        }
         if repo not in chain:
             raise ConnectionError("down")
         return chain[repo][0], chain[repo][1], None, SHA
@@ -55,7 +57,7 @@ def hub(monkeypatch: pytest.MonkeyPatch) -> FakeHub:
     fake = FakeHub()
     monkeypatch.setattr(sources, "from_hub", fake.from_hub)
     monkeypatch.setattr(sources, "hub_card", fake.hub_card)
-    monkeypatch.setattr(resolver._hub, "is_offline", lambda: False)
+    monkeypatch.setattr(_hub, "is_offline", lambda: False)
     return fake
 
 

@@ -36,19 +36,47 @@ def register(sub: Any) -> None:
     )
     p.add_argument("--repo", required=True, help="Hub repo id, e.g. Qwen/Qwen2.5-7B-Instruct")
     p.add_argument("--revision", default="main", help="40-hex commit sha (recommended) or branch")
-    p.add_argument("--include", action="append", default=[], metavar="PATTERN",
-                   help="only files matching this glob (repeatable; default: all files)")
-    p.add_argument("--cache-dir", type=Path, default=None,
-                   help="HF cache directory (default: HF_HUB_CACHE)")
-    p.add_argument("--token-file", type=Path, default=None,
-                   help="file holding a Hub token (default: env HF_TOKEN)")
+    p.add_argument(
+        "--include",
+        action="append",
+        default=[],
+        metavar="PATTERN",
+        help="only files matching this glob (repeatable; default: all files)",
+    )
+    p.add_argument(
+        "--cache-dir", type=Path, default=None, help="HF cache directory (default: HF_HUB_CACHE)"
+    )
+    p.add_argument(
+        "--token-file",
+        type=Path,
+        default=None,
+        help="file holding a Hub token (default: env HF_TOKEN)",
+    )
     p.add_argument("--timeout", type=float, default=30.0, help="seconds per request (default 30)")
-    p.add_argument("--retries", type=int, default=5,
-                   help="extra attempts when the Hub is unavailable (default 5)")
-    p.add_argument("--backoff", type=float, default=2.0,
-                   help="first retry wait in seconds, doubled each time (default 2)")
-    p.add_argument("--marker", default=None,
-                   help="completion marker name in <cache-dir>/.kubellm/ (default: repo+sha)")
+    p.add_argument(
+        "--retries",
+        type=int,
+        default=5,
+        help="extra attempts when the Hub is unavailable (default 5)",
+    )
+    p.add_argument(
+        "--backoff",
+        type=float,
+        default=2.0,
+        help="first retry wait in seconds, doubled each time (default 2)",
+    )
+    p.add_argument(
+        "--marker",
+        default=None,
+        help="completion marker name in <cache-dir>/.kubellm/ (default: repo+sha)",
+    )
+    p.add_argument(
+        "--progress-interval",
+        type=float,
+        default=15.0,
+        metavar="S",
+        help="seconds between progress lines (0: none; default 15)",
+    )
     p.set_defaults(func=run)
 
 
@@ -58,20 +86,34 @@ def run(args: argparse.Namespace) -> int:
         try:
             token = args.token_file.read_text(encoding="utf-8").strip() or None
         except OSError as exc:
-            raise SpecError("--token-file", f"cannot read {args.token_file}: {exc.strerror}",
-                            "mount the token Secret at that path") from exc
+            raise SpecError(
+                "--token-file",
+                f"cannot read {args.token_file}: {exc.strerror}",
+                "mount the token Secret at that path",
+            ) from exc
         if token is None:
-            raise SpecError("--token-file", f"{args.token_file} is empty",
-                            "put the Hub token in the Secret key")
+            raise SpecError(
+                "--token-file", f"{args.token_file} is empty", "put the Hub token in the Secret key"
+            )
     token = token or os.environ.get("HF_TOKEN") or None
     if args.retries < 0 or args.timeout <= 0:
         raise SpecError("--retries/--timeout", "must be >= 0 and > 0")
 
     from kubellm.modelinfo.download import DownloadRequest, download
 
-    download(DownloadRequest(
-        repo=args.repo, revision=args.revision, include=tuple(args.include),
-        cache_dir=args.cache_dir, token=token, timeout=args.timeout, retries=args.retries,
-        backoff=args.backoff, marker=args.marker,
-    ), log=lambda line: print(line, flush=True))
+    download(
+        DownloadRequest(
+            repo=args.repo,
+            revision=args.revision,
+            include=tuple(args.include),
+            cache_dir=args.cache_dir,
+            token=token,
+            timeout=args.timeout,
+            retries=args.retries,
+            backoff=args.backoff,
+            marker=args.marker,
+            progress_interval=args.progress_interval,
+        ),
+        log=lambda line: print(line, flush=True),
+    )
     return 0

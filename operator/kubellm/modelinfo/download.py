@@ -21,6 +21,7 @@ import json
 import os
 import re
 import sys
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -44,6 +45,7 @@ class DownloadRequest:
     retries: int = 5  # extra attempts when the Hub is unavailable
     backoff: float = 2.0  # first wait in seconds, doubled each attempt, capped at 60
     marker: str | None = None  # marker file name (default derived from repo and sha)
+    progress_interval: float = 15.0  # seconds between progress lines while downloading
 
 
 @dataclass(frozen=True)
@@ -92,6 +94,39 @@ def install_default_timeout(timeout: float) -> None:
                for h in hooks.get("request", [])):
         hooks["request"] = [*hooks.get("request", []), hook]
         client.event_hooks = hooks
+
+
+class _Progress:
+    """Prints "progress: x/y GiB" every ``interval`` s from the bytes in ``blobs/`` (including
+    ``.incomplete`` parts): line-oriented for Job logs, independent of huggingface_hub's bars."""
+
+    def __init__(self, blobs: Path, total: int, interval: float,
+                 log: Callable[[str], None]) -> None:
+        self.blobs, self.total, self.interval, self.log = blobs, total, interval, log
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _bytes(self) -> int:
+        try:
+            return sum(e.stat().st_size for e in os.scandir(self.blobs) if e.is_file())
+        except OSError:
+            return 0
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            done = self._bytes()
+            pct = 100.0 * done / self.total if self.total else 100.0
+            self.log(f"progress: {done / 2**30:.2f}/{self.total / 2**30:.2f} GiB ({pct:.0f}%)")
+
+    def __enter__(self) -> _Progress:
+        if self.interval > 0:
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join()
 
 
 def _read_marker(path: Path) -> dict[str, Any] | None:
@@ -162,9 +197,12 @@ def download(req: DownloadRequest, *, log: Callable[[str], None] = print,
             log(f"{req.repo}@{sha}: {len(plan)} files, {total / 2**30:.2f} GiB; "
                 f"{len(todo)} to fetch ({fetch / 2**30:.2f} GiB), "
                 f"attempt {attempt}/{attempts}")
-            snap = Path(snapshot_download(req.repo, revision=sha, cache_dir=cache_dir,
-                                          token=token, allow_patterns=list(req.include) or None,
-                                          etag_timeout=req.timeout, max_workers=4))
+            storage = cache_dir / f"models--{req.repo.replace('/', '--')}"
+            with _Progress(storage / "blobs", total, req.progress_interval, log):
+                snap = Path(snapshot_download(
+                    req.repo, revision=sha, cache_dir=cache_dir, token=token,
+                    allow_patterns=list(req.include) or None, etag_timeout=req.timeout,
+                    max_workers=4))
             break
         except KubellmError:
             raise

@@ -146,8 +146,9 @@ class FactsResolver:
             out.append(dataclasses.replace(ref, license=lic, license_name=lic_name,
                                            resolved=True))
             if depth < self.max_depth:
-                frontier += [(BaseModelRef(repo=r, relation=rel), depth + 1)
-                             for r, rel in parse.base_models_from(card[0], card[1])]
+                pairs = sources.infer_relations(parse.base_models_from(card[0], card[1]), {},
+                                                None)
+                frontier += [(BaseModelRef(repo=r, relation=rel), depth + 1) for r, rel in pairs]
         return tuple(out)
 
     def _base_card(self, repo: str,

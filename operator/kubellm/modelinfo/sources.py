@@ -60,12 +60,29 @@ def _facts(repo: str, revision: str, sha: str | None, card: dict[str, Any], tags
         repo=repo, revision=revision, sha=sha, license=lic, license_name=lic_name,
         license_link=lic_link, tags=tuple(tags), gated=gated,
         eu_disallowed=card.get("extra_gated_eu_disallowed") is True,
-        base_models=parse.base_refs(parse.base_models_from(card, tags)),
+        base_models=parse.base_refs(infer_relations(parse.base_models_from(card, tags), files,
+                                                     arch)),
         datasets=parse.datasets_from(card), architecture=arch, weight_bytes=weight_bytes,
         parameters=params, weight_files=parse.weight_files((p, files.get(p)) for p in weights),
         library_name=library or parse._str(card.get("library_name")),
         pipeline_tag=pipeline or parse._str(card.get("pipeline_tag")), source=source,
     )
+
+
+def infer_relations(pairs: list[tuple[str, str]], files: dict[str, int | None],
+                     arch: Architecture | None) -> list[tuple[str, str]]:
+    """Fill ``unknown`` relations as the Hub derives them when it has no tag to say (offline
+    caches have no API tags): adapter files -> adapter, several bases -> merge, a quantized
+    checkpoint -> quantized, else finetune."""
+    if "adapter_config.json" in files:
+        guess = "adapter"
+    elif len(pairs) > 1:
+        guess = "merge"
+    elif arch is not None and arch.quantization is not None:
+        guess = "quantized"
+    else:
+        guess = "finetune"
+    return [(repo, guess if rel == "unknown" else rel) for repo, rel in pairs]
 
 
 # ---------------------------------------------------------------- online
