@@ -11,46 +11,48 @@
 --      lags the generation                          -> Progressing (new spec not yet reconciled)
 --   3. no Ready condition                           -> Progressing
 --   4. Ready=True                                   -> Healthy
---   5. Ready=False/Unknown with a permanent reason  -> Degraded (the user must change something)
---   6. Ready=Unknown, or False with a transient
+--   5. Ready=False, reason ScaledToZero             -> Healthy (spec.replicas is 0, as asked)
+--   6. Ready=False/Unknown with a DEGRADED reason   -> Degraded (the user must change something)
+--   7. Ready=Unknown, or False with a PROGRESSING
 --      reason                                       -> Progressing
---   7. Ready=False with a reason this script does
+--   8. Ready=False with a reason this script does
 --      not know                                     -> Degraded (report it rather than hide it
 --                                                     behind "Progressing forever")
--- Messages come from the Ready condition: "<reason>: <message>".
+-- Messages come from the Ready condition: "<reason>: <message>". Ready carries the reason of
+-- the first stage condition (LicenseApproved, Sized, CacheReady, Available) that is not True.
 --
 -- Edit this file, then regenerate argocd-cm-patch.yaml: python deploy/argocd/gen_cm_patch.py
 
--- Reasons after which retrying cannot help until the spec, the policy or the cluster changes
--- (kubellm.errors.PermanentError and its subclasses, plus the download Job giving up).
-local PERMANENT = {
+-- Retrying cannot help until the spec, the policy or the cluster changes.
+local DEGRADED = {
+  -- kubellm.errors.PermanentError and its subclasses
   InvalidSpec = true,
   ModelNotFound = true,
   GatedModel = true,
   LicenseDenied = true,
   DoesNotFit = true,
   Unsupported = true,
+  -- the download Job gave up (CacheReady copies the Job's Failed reason)
   DownloadFailed = true,
+  BackoffLimitExceeded = true,
+  DeadlineExceeded = true,
+  PodFailurePolicy = true,
 }
 
--- Reasons of work in progress or of a retry that is already scheduled.
-local TRANSIENT = {
-  Pending = true,
-  Reconciling = true,
-  ResolvingModel = true,
-  CacheDownloading = true,
-  CachePending = true,
-  RollingOut = true,
-  ScalingUp = true,
-  WaitingForGPUs = true,
+-- Work in progress, or a retry that is already scheduled.
+local PROGRESSING = {
+  -- stages still being evaluated (Ready=Unknown)
+  NotEvaluated = true,
+  NotPlanned = true,
+  -- CacheReady=False while the download Job runs (it retries failed pods itself)
+  Downloading = true,
+  -- Available=False before the serving Deployment exists or while its pods start
+  NoDeployment = true,
+  NoReplicasReady = true,
+  -- kubellm.errors.TemporaryError and its subclasses
   Retrying = true,
   HubUnavailable = true,
   ClusterError = true,
-  -- reasons a stage may copy from the Deployment it rolls out (apps/v1 Progressing/Available)
-  MinimumReplicasUnavailable = true,
-  NewReplicaSetCreated = true,
-  FoundNewReplicaSet = true,
-  ReplicaSetUpdated = true,
 }
 
 local function describe(condition)
@@ -115,9 +117,11 @@ end
 hs.message = describe(ready)
 if ready.status == "True" then
   hs.status = "Healthy"
-elseif PERMANENT[ready.reason] then
+elseif ready.status == "False" and ready.reason == "ScaledToZero" then
+  hs.status = "Healthy"
+elseif DEGRADED[ready.reason] then
   hs.status = "Degraded"
-elseif ready.status == "Unknown" or TRANSIENT[ready.reason] then
+elseif ready.status == "Unknown" or PROGRESSING[ready.reason] then
   hs.status = "Progressing"
 else
   hs.status = "Degraded"

@@ -11,12 +11,14 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import time
 import uuid
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 pytestmark = pytest.mark.e2e
 
@@ -31,20 +33,30 @@ def _helm_path(cluster: Any) -> str:
         return str(candidate)
     found = os.environ.get("KUBELLM_HELM") or shutil.which("helm")
     if not found:
-        pytest.fail("helm not found: run `kubellm sandbox install` or put helm on PATH",
-                    pytrace=False)
+        pytest.fail(
+            "helm not found: run `kubellm sandbox install` or put helm on PATH", pytrace=False
+        )
     return found
 
 
 class Helm:
     def __init__(self, path: str, kubeconfig: str, tmp: Path) -> None:
         self.path, self.kubeconfig = path, kubeconfig
-        self.env = {**os.environ, "HELM_CACHE_HOME": str(tmp / "cache"),
-                    "HELM_CONFIG_HOME": str(tmp / "config"), "HELM_DATA_HOME": str(tmp / "data")}
+        self.env = {
+            **os.environ,
+            "HELM_CACHE_HOME": str(tmp / "cache"),
+            "HELM_CONFIG_HOME": str(tmp / "config"),
+            "HELM_DATA_HOME": str(tmp / "data"),
+        }
 
     def __call__(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        proc = subprocess.run([self.path, "--kubeconfig", self.kubeconfig, *args],
-                              capture_output=True, text=True, timeout=300, env=self.env)
+        proc = subprocess.run(
+            [self.path, "--kubeconfig", self.kubeconfig, *args],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            env=self.env,
+        )
         if check:
             assert proc.returncode == 0, f"helm {' '.join(args)}: {proc.stderr}"
         return proc
@@ -78,8 +90,18 @@ def test_helm_install_upgrade_uninstall(cluster: Any, tmp_path: Path) -> None:
     subject = f"system:serviceaccount:{namespace}:{fullname}"
     installed = False
     try:
-        helm("install", release, str(CHART), "--namespace", namespace, "--create-namespace",
-             "--set", "licensePolicy.create=true", "--set", f"licensePolicy.name=e2e-{suffix}")
+        helm(
+            "install",
+            release,
+            str(CHART),
+            "--namespace",
+            namespace,
+            "--create-namespace",
+            "--set",
+            "licensePolicy.create=true",
+            "--set",
+            f"licensePolicy.name=e2e-{suffix}",
+        )
         installed = True
 
         # CRDs from crds/ are installed first and become Established.
@@ -103,18 +125,33 @@ def test_helm_install_upgrade_uninstall(cluster: Any, tmp_path: Path) -> None:
         assert _can_i(cluster, subject, "patch", "llmdeployments.kubellm.io/status")
         assert _can_i(cluster, subject, "create", "jobs.batch")
         assert _can_i(cluster, subject, "list", "nodes")
-        assert not _can_i(cluster, subject, "get", "secrets")
+        assert _can_i(cluster, subject, "get", "secrets")  # spec.hubTokenSecretRef, by name
+        assert not _can_i(cluster, subject, "list", "secrets")
         assert not _can_i(cluster, subject, "create", "licensepolicies.kubellm.io")
 
         # kwok runs the pod: the Deployment becomes available.
-        _wait("the operator Deployment to be available", lambda: _get(
-            cluster, "-n", namespace, "deployment", fullname).get("status", {}).get(
-            "availableReplicas") == 1)
+        _wait(
+            "the operator Deployment to be available",
+            lambda: (
+                _get(cluster, "-n", namespace, "deployment", fullname)
+                .get("status", {})
+                .get("availableReplicas")
+                == 1
+            ),
+        )
 
         # The documented CRD upgrade path works against the installed CRDs, then helm upgrade.
         cluster.kubectl("apply", "--server-side", "-f", str(CHART / "crds"))
-        helm("upgrade", release, str(CHART), "--namespace", namespace,
-             "--reuse-values", "--set", "image.tag=0.0.0-e2e")
+        helm(
+            "upgrade",
+            release,
+            str(CHART),
+            "--namespace",
+            namespace,
+            "--reuse-values",
+            "--set",
+            "image.tag=0.0.0-e2e",
+        )
         upgraded = _get(cluster, "-n", namespace, "deployment", fullname)
         image = upgraded["spec"]["template"]["spec"]["containers"][0]["image"]
         assert image == "ghcr.io/kubellm/kubellm:0.0.0-e2e"
@@ -129,3 +166,136 @@ def test_helm_install_upgrade_uninstall(cluster: Any, tmp_path: Path) -> None:
         _get(cluster, "crd", crd)
     cluster.kubectl("delete", "licensepolicy", f"e2e-{suffix}", "--ignore-not-found")
     cluster.kubectl("delete", "namespace", namespace, "--wait=false")
+
+
+def _service_account_kubeconfig(cluster: Any, namespace: str, account: str, path: Path) -> Path:
+    """A kubeconfig that authenticates as the chart's ServiceAccount (a bound token)."""
+    admin = yaml.safe_load(Path(cluster.kubeconfig).read_text())
+    server = admin["clusters"][0]["cluster"]
+    token = cluster.kubectl(
+        "create", "token", account, "-n", namespace, "--duration=15m"
+    ).stdout.strip()
+    config = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": "c", "cluster": server}],
+        "users": [{"name": account, "user": {"token": token}}],
+        "contexts": [{"name": "sa", "context": {"cluster": "c", "user": account}}],
+        "current-context": "sa",
+    }
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def test_the_operator_runs_with_the_charts_rbac(
+    cluster: Any, namespace: str, tmp_path: Path
+) -> None:
+    """Run the real operator (`kubellm run`, the chart's args) as the chart's ServiceAccount,
+    with a local fake Hub: it must take a gated model to Ready (token Secret read, facts,
+    sizing on the kwok GPU nodes, cache PVC + download Job, serving Deployment, status) without a
+    single 403 from the apiserver, and the Argo CD health check must call the result Healthy."""
+    from hubfixtures.server import serve_hub
+
+    helm = Helm(_helm_path(cluster), cluster.kubeconfig, tmp_path)
+    suffix = uuid.uuid4().hex[:6]
+    release, system = f"kubellm-{suffix}", f"kubellm-rbac-{suffix}"
+    helm("install", release, str(CHART), "--namespace", system, "--create-namespace")
+    log = tmp_path / "operator.log"
+    operator: subprocess.Popen[bytes] | None = None
+    try:
+        for crd in CRDS:
+            cluster.kubectl("wait", "--for=condition=Established", f"crd/{crd}", "--timeout=60s")
+        kubeconfig = _service_account_kubeconfig(cluster, system, release, tmp_path / "sa.yaml")
+        cluster.kubectl(
+            "create",
+            "secret",
+            "generic",
+            "hf-token",
+            "-n",
+            namespace,
+            "--from-literal=HF_TOKEN=hf_good",
+        )
+        llmd = {
+            "apiVersion": "kubellm.io/v1alpha1",
+            "kind": "LLMDeployment",
+            "metadata": {"name": "rbac-probe"},
+            "spec": {
+                "model": {"repo": "meta-llama/Llama-3.1-8B-Instruct"},
+                "hubTokenSecretRef": {"name": "hf-token"},
+                "context": {"maxModelLen": 8192},
+            },
+        }
+        cluster.kubectl("apply", "-n", namespace, "-f", "-", input=yaml.safe_dump(llmd))
+        with serve_hub(["meta-llama/Llama-3.1-8B-Instruct"]) as hub, log.open("wb") as out:
+            env = {
+                **os.environ,
+                "KUBECONFIG": str(kubeconfig),
+                "HF_ENDPOINT": hub.endpoint,
+                "HF_HOME": str(tmp_path / "hf"),
+                "HOME": str(tmp_path),
+            }
+            env.pop("HF_HUB_OFFLINE", None)
+            args = ["run", "-A", "--metrics-port", "0", "--image", "ghcr.io/kubellm/kubellm:e2e"]
+            operator = subprocess.Popen(
+                [sys.executable, "-m", "kubellm", *args],
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                cwd=tmp_path,
+            )
+
+            def ready() -> dict[str, Any] | None:
+                assert operator is not None and operator.poll() is None, log.read_text()
+                denied = _forbidden(log.read_text())
+                assert not denied, "the operator hit RBAC denials:\n" + "\n".join(denied[:20])
+                obj = _get(cluster, "-n", namespace, "llmdeployment", "rbac-probe")
+                status = obj.get("status") or {}
+                conditions = {c["type"]: c for c in status.get("conditions") or []}
+                if conditions.get("Ready", {}).get("status") == "True":
+                    return obj
+                seen.append(_argocd_health(obj))
+                return None
+
+            seen: list[dict[str, Any]] = []
+
+            live = _wait("the LLMDeployment to be Ready under the chart's RBAC", ready, 150)
+            time.sleep(2)  # let events and the resync settle
+    finally:
+        if operator is not None:
+            operator.terminate()
+            try:
+                operator.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                operator.kill()
+        helm("uninstall", release, "--namespace", system, "--wait", "--timeout", "120s")
+        cluster.kubectl("delete", "namespace", system, "--wait=false", check=False)
+    denied = _forbidden(log.read_text())
+    assert not denied, "the operator hit RBAC denials:\n" + "\n".join(denied[:20])
+    if os.environ.get("KUBELLM_E2E_SHOW_LOG"):
+        print(log.read_text())
+    # The shipped Argo CD health check on statuses the real operator wrote: Progressing on the
+    # way (never Degraded on this happy path), Healthy at the end.
+    assert all(h["status"] == "Progressing" for h in seen), seen
+    assert _argocd_health(live)["status"] == "Healthy", live["status"]
+
+
+def _argocd_health(obj: dict[str, Any]) -> dict[str, Any]:
+    """deploy/argocd/health.lua on Lua 5.1 (tests/unit/test_argocd_health.py tests it fully)."""
+    from lupa import lua51
+
+    runtime = lua51.LuaRuntime(register_eval=False)
+
+    def to_lua(value: Any) -> Any:
+        if isinstance(value, dict):
+            return runtime.table_from({k: to_lua(v) for k, v in value.items()})
+        if isinstance(value, list):
+            return runtime.table_from([to_lua(v) for v in value])
+        return value
+
+    runtime.globals().obj = to_lua(obj)
+    result = runtime.execute((ROOT / "deploy" / "argocd" / "health.lua").read_text())
+    return dict(result.items())
+
+
+def _forbidden(text: str) -> list[str]:
+    return [line for line in text.splitlines() if "403" in line or "orbidden" in line]

@@ -9,6 +9,9 @@ The expected results live in deploy/argocd/health_test.yaml (Argo CD's own table
 from __future__ import annotations
 
 import importlib.util
+import json
+import shutil
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -63,8 +66,12 @@ def test_every_testdata_file_is_in_the_table() -> None:
     on_disk = {p.name for p in (ARGOCD / "testdata").glob("*.yaml")}
     assert on_disk == listed
     required = {
-        "healthy", "progressing-generation-lag", "progressing-downloading", "degraded-denied",
-        "degraded-does-not-fit", "no-status",
+        "healthy",
+        "progressing-generation-lag",
+        "progressing-downloading",
+        "degraded-denied",
+        "degraded-does-not-fit",
+        "no-status",
     }
     assert required <= {Path(n).stem for n in listed}
 
@@ -83,8 +90,14 @@ def _ready(status: str, reason: str, message: str = "m", generation: int = 2) ->
         "status": {
             "observedGeneration": generation,
             "conditions": [
-                {"type": "Ready", "status": status, "reason": reason, "message": message,
-                 "lastTransitionTime": "2026-11-27T09:00:00Z", "observedGeneration": generation},
+                {
+                    "type": "Ready",
+                    "status": status,
+                    "reason": reason,
+                    "message": message,
+                    "lastTransitionTime": "2026-11-27T09:00:00Z",
+                    "observedGeneration": generation,
+                },
             ],
         },
     }
@@ -100,7 +113,9 @@ def _reasons(base: type[errors.KubellmError]) -> set[str]:
     return found
 
 
-@pytest.mark.parametrize("reason", sorted(_reasons(errors.PermanentError) | {"DownloadFailed"}))
+@pytest.mark.parametrize(
+    "reason", sorted(_reasons(errors.PermanentError) | {"DownloadFailed", "BackoffLimitExceeded"})
+)
 def test_every_permanent_error_reason_is_degraded(reason: str) -> None:
     """Reasons from kubellm.errors' permanent branch: retrying cannot help, so Degraded."""
     assert run_health(HEALTH_LUA, _ready("False", reason))["status"] == "Degraded"
@@ -109,24 +124,65 @@ def test_every_permanent_error_reason_is_degraded(reason: str) -> None:
 
 @pytest.mark.parametrize(
     "reason",
-    sorted(_reasons(errors.TemporaryError) | {"CacheDownloading", "RollingOut", "Pending"}),
+    sorted(
+        _reasons(errors.TemporaryError)
+        | {"Downloading", "NoDeployment", "NoReplicasReady", "NotPlanned", "NotEvaluated"}
+    ),
 )
-def test_every_temporary_error_reason_is_progressing(reason: str) -> None:
+def test_work_in_progress_reasons_are_progressing(reason: str) -> None:
+    """Temporary errors and the reconciler's waiting reasons (kubellm.reconcile.core)."""
     assert run_health(HEALTH_LUA, _ready("False", reason))["status"] == "Progressing"
+    assert run_health(HEALTH_LUA, _ready("Unknown", reason))["status"] == "Progressing"
+
+
+def test_scaled_to_zero_is_healthy_but_unknown_is_not() -> None:
+    assert run_health(HEALTH_LUA, _ready("False", "ScaledToZero"))["status"] == "Healthy"
+    assert run_health(HEALTH_LUA, _ready("Unknown", "ScaledToZero"))["status"] == "Progressing"
 
 
 @pytest.mark.parametrize(
     ("obj", "status", "message"),
     [
-        ({"metadata": {"generation": 1}, "status": {"observedGeneration": 1, "conditions": []}},
-         "Progressing", "Waiting for the Ready condition"),
-        ({"metadata": {}, "status": {"observedGeneration": 1, "conditions": [
-            {"type": "Ready", "status": "True"}]}}, "Healthy", "Ready is True"),
-        ({"metadata": {"generation": 5}, "status": {"observedGeneration": 5, "conditions": [
-            {"type": "Ready", "status": "True", "reason": "Ready"}]}}, "Healthy", "Ready"),
-        ({"metadata": {"generation": 5}, "status": {"observedGeneration": 6, "conditions": [
-            {"type": "Ready", "status": "False", "reason": "", "message": "boom"}]}},
-         "Degraded", "boom"),
+        (
+            {"metadata": {"generation": 1}, "status": {"observedGeneration": 1, "conditions": []}},
+            "Progressing",
+            "Waiting for the Ready condition",
+        ),
+        (
+            {
+                "metadata": {},
+                "status": {
+                    "observedGeneration": 1,
+                    "conditions": [{"type": "Ready", "status": "True"}],
+                },
+            },
+            "Healthy",
+            "Ready is True",
+        ),
+        (
+            {
+                "metadata": {"generation": 5},
+                "status": {
+                    "observedGeneration": 5,
+                    "conditions": [{"type": "Ready", "status": "True", "reason": "Ready"}],
+                },
+            },
+            "Healthy",
+            "Ready",
+        ),
+        (
+            {
+                "metadata": {"generation": 5},
+                "status": {
+                    "observedGeneration": 6,
+                    "conditions": [
+                        {"type": "Ready", "status": "False", "reason": "", "message": "boom"}
+                    ],
+                },
+            },
+            "Degraded",
+            "boom",
+        ),
         (_ready("Unknown", "SomethingNew", "thinking"), "Progressing", "SomethingNew: thinking"),
     ],
     ids=["no-conditions", "no-generation", "reason-only", "message-only", "unknown-new-reason"],
@@ -136,8 +192,12 @@ def test_edge_cases(obj: dict[str, Any], status: str, message: str) -> None:
 
 
 def test_licensepolicy_is_always_healthy() -> None:
-    policy = {"apiVersion": "kubellm.io/v1alpha1", "kind": "LicensePolicy",
-              "metadata": {"name": "default", "generation": 7}, "spec": {"mode": "Enforce"}}
+    policy = {
+        "apiVersion": "kubellm.io/v1alpha1",
+        "kind": "LicensePolicy",
+        "metadata": {"name": "default", "generation": 7},
+        "spec": {"mode": "Enforce"},
+    }
     assert run_health(POLICY_LUA, policy)["status"] == "Healthy"
     assert run_health(POLICY_LUA, {"metadata": {}})["status"] == "Healthy"
 
@@ -163,3 +223,72 @@ def test_argocd_cm_patch_is_generated_from_the_lua_files() -> None:
         "resource.customizations.health.kubellm.io_LLMDeployment": HEALTH_LUA.read_text(),
         "resource.customizations.health.kubellm.io_LicensePolicy": POLICY_LUA.read_text(),
     }
+
+
+# ---------------------------------------------------------------- the same on gopher-lua
+
+
+@pytest.fixture(scope="module")
+def gopher_lua(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """deploy/argocd/gopherlua built with Go: Argo CD's own Lua VM (github.com/yuin/gopher-lua)."""
+    go = shutil.which("go")
+    if go is None:
+        pytest.skip("go not on PATH: the gopher-lua cross-check needs Go (as the sandbox does)")
+    out = tmp_path_factory.mktemp("gopherlua") / "healthrun"
+    proc = subprocess.run(
+        [go, "build", "-o", str(out), "."],
+        cwd=ARGOCD / "gopherlua",
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, f"go build of deploy/argocd/gopherlua failed: {proc.stderr}"
+    return out
+
+
+def _all_inputs() -> list[dict[str, Any]]:
+    objs = [yaml.safe_load((ARGOCD / c["inputPath"]).read_text()) for c in TABLE]
+    reasons = _reasons(errors.KubellmError) | {"Downloading", "ScaledToZero", "Unheard"}
+    for reason in sorted(reasons):
+        for status in ("True", "False", "Unknown"):
+            objs.append(_ready(status, reason))
+    objs.append({"metadata": {}, "status": {"observedGeneration": 1, "conditions": []}})
+    return objs
+
+
+@pytest.mark.parametrize("script", [HEALTH_LUA, POLICY_LUA], ids=lambda p: p.name)
+def test_gopher_lua_gives_the_same_answers(gopher_lua: Path, script: Path) -> None:
+    objs = _all_inputs()
+    proc = subprocess.run(
+        [str(gopher_lua), str(script)],
+        input=json.dumps(objs),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    on_gopher = json.loads(proc.stdout)
+    on_lua51 = [run_health(script, obj) for obj in objs]
+    assert len(on_gopher) == len(objs)
+    for obj, got, want in zip(objs, on_gopher, on_lua51, strict=True):
+        assert "error" not in got, (got, obj)
+        assert got == {k: v for k, v in want.items() if v}, obj
+
+
+def test_application_examples_order_crds_and_operator_before_models() -> None:
+    apps = {
+        a["metadata"]["name"]: a
+        for a in yaml.safe_load_all((ARGOCD / "applications.yaml").read_text())
+    }
+    operator, models = apps["kubellm"], apps["kubellm-models"]
+
+    def wave(app: dict[str, Any]) -> int:
+        return int(app["metadata"]["annotations"]["argocd.argoproj.io/sync-wave"])
+
+    assert wave(operator) < wave(models)
+    chart = operator["spec"]["source"]
+    assert (ROOT / chart["path"] / "Chart.yaml").is_file() and chart["helm"]["skipCrds"] is False
+    source = models["spec"]["source"]
+    assert (ROOT / source["path"]).is_dir() and source["directory"]["recurse"] is False
+    assert (ROOT / source["path"] / source["directory"]["exclude"]).is_file()
+    assert "SkipDryRunOnMissingResource=true" in models["spec"]["syncPolicy"]["syncOptions"]
