@@ -92,7 +92,8 @@ def online(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     with serve_hub(tokens={TOKEN}) as hub:
         env = {"HF_ENDPOINT": hub.endpoint, "HF_HOME": str(home)}
         results = run_resolve(CALLS + extra, env)
-        hub.drop_info_fields = {"safetensors"}  # make the client read the shard headers
+        # Without the Hub's counts and cardData the client reads shard headers and README.md.
+        hub.drop_info_fields = {"safetensors", "cardData"}
         headers = run_resolve([{"repo": "hugging-quants/Meta-Llama-3.1-8B-Instruct-GPTQ-INT4"},
                                {"repo": "Qwen/Qwen2.5-7B-Instruct"}],
                               {**env, "HF_HUB_CACHE": str(home / "other")})

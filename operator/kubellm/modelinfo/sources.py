@@ -9,6 +9,19 @@ returned no ``cardData``.
 Offline: ``refs/<revision>`` -> sha, ``snapshots/<sha>/``: README.md via ``ModelCard.load`` (a
 local path), config.json, the index, the cached shards' headers (``parse.read_safetensors_header``)
 and the .gguf files' sizes. Gating is unknown offline (None): the weights are already local.
+
+Derived facts, the same in both modes:
+- ``weight_bytes``: tensor data bytes = index ``metadata.total_size``, else the sum of the
+  headers' ``data_offsets``, else element counts x dtype size, else the files' sizes. GGUF: the
+  chosen file(s)' sizes.
+- ``parameters``: header element counts, except for packed checkpoints (AWQ/GPTQ I32 holding 8
+  int4 values, bitsandbytes/mxfp4 U8, compressed-tensors < 8 bit) where the counts are wrong:
+  then the estimate from config.json's shape (``parse.estimate_parameters``; None for MLA or an
+  incomplete config). GGUF repos: None (no header parsing; use spec.model.parameters).
+- GGUF repos: ``architecture`` is config.json's when present, else an Architecture holding only
+  ``quantization`` (method ``gguf``, bits per weight, ``raw["type"]`` e.g. Q4_K_M).
+- ``base_models`` relations come from ``base_model:<relation>:`` tags; without them (offline)
+  they are inferred as the Hub does: adapter files, several bases (merge), quantized, finetune.
 """
 
 from __future__ import annotations
