@@ -17,9 +17,7 @@ from kubellm.api.v1alpha1 import LLMDeploymentSpec
 from kubellm.facts import Architecture, ModelFacts, QuantizationConfig
 from kubellm.sizing import default_inventory, kv_bytes_per_token, lookup_gpu, size
 
-CASES_FILE = Path("/work/shared/reference/sizing_cases.json")
-if not CASES_FILE.exists():  # the reference lives beside the checkout in CI as well
-    CASES_FILE = Path(__file__).resolve().parents[2] / "../shared/reference/sizing_cases.json"
+CASES_FILE = Path(__file__).resolve().parents[1] / "data" / "sizing_cases.json"
 CASES: list[dict[str, Any]] = json.loads(CASES_FILE.read_text())
 GIB = 1024**3
 
