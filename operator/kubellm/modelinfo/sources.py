@@ -9,6 +9,8 @@ returned no ``cardData``.
 Offline: ``refs/<revision>`` -> sha, ``snapshots/<sha>/``: README.md via ``ModelCard.load`` (a
 local path), config.json, the index, the cached shards' headers (``parse.read_safetensors_header``)
 and the .gguf files' sizes. Gating is unknown offline (None): the weights are already local.
+The snapshot is located by hand (refs/<revision> -> snapshots/<sha>) because its files must be
+listed, and huggingface_hub's only offline listing (``scan_cache_dir``) scans the whole cache.
 
 Derived facts, the same in both modes:
 - ``weight_bytes``: tensor data bytes = index ``metadata.total_size``, else the sum of the
