@@ -156,3 +156,9 @@ def test_progress_lines_while_downloading(hub: HubServer, tmp_path: Path) -> Non
               "--progress-interval", "0.1")
     assert res.returncode == 0, res.stderr
     assert "progress: " in res.stdout and "GiB (" in res.stdout
+
+
+def test_offline_mode_is_a_clear_error(hub: HubServer, tmp_path: Path) -> None:
+    res = run(hub, tmp_path / "hub", "--repo", TINY.repo_id, env={"HF_HUB_OFFLINE": "1"})
+    assert res.returncode == 2 and "HF_HUB_OFFLINE" in res.stderr
+    assert hub.requests == []

@@ -6,6 +6,10 @@ constant is involved; the end-to-end paths are covered by test_modelinfo.py in s
 
 from __future__ import annotations
 
+import ast
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -135,3 +139,27 @@ def test_unavailable_falls_back_to_cache_and_unknown_base_is_kept(hub: FakeHub,
         "cache", "llama3.3", get_repo("meta-llama/Llama-3.3-70B-Instruct").sha)
     assert [(b.repo, b.resolved) for b in facts.base_models] == [
         ("meta-llama/Llama-3.1-70B", False)]
+
+
+def test_only_modelinfo_imports_huggingface_hub() -> None:
+    root = Path(__file__).resolve().parents[2] / "operator" / "kubellm"
+    offenders = []
+    for path in sorted(root.rglob("*.py")):
+        if "modelinfo" in path.relative_to(root).parts:
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+                [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+            if any(n.split(".")[0] == "huggingface_hub" for n in names):
+                offenders.append(str(path.relative_to(root)))
+    assert offenders == []
+
+
+def test_import_is_lazy() -> None:
+    """Importing kubellm.modelinfo must not import huggingface_hub (it reads env at import)."""
+    code = ("import sys, kubellm.modelinfo, kubellm.modelinfo.download, kubellm.commands.download;"
+            "print('huggingface_hub' in sys.modules)")
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2] / "operator")}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
+                         check=True)
+    assert out.stdout.strip() == "False"

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from kubellm.errors import HubUnavailableError, KubellmError
+from kubellm.errors import HubUnavailableError, KubellmError, SpecError
 from kubellm.modelinfo import _hub
 
 MARKER_DIR = ".kubellm"
@@ -171,6 +171,9 @@ def download(req: DownloadRequest, *, log: Callable[[str], None] = print,
                 listed = tuple((f["path"], f["size"]) for f in data["files"])
                 return DownloadResult(req.repo, req.revision, done, listed, mpath, skipped=True)
 
+    if _hub.is_offline():
+        raise SpecError("HF_HUB_OFFLINE", "is set, but kubellm download needs the Hub or a mirror",
+                        "unset it for the download (set HF_ENDPOINT for a mirror)")
     from huggingface_hub import HfApi, snapshot_download
     from huggingface_hub.utils import disable_progress_bars  # type: ignore[attr-defined]
 
