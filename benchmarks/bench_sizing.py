@@ -7,32 +7,17 @@ from __future__ import annotations
 
 import sys
 import time
+from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+
+from archs import LLAMA_8B, LLAMA_70B
 from kubellm.api.v1alpha1 import LLMDeploymentSpec
-from kubellm.facts import Architecture, ModelFacts
+from kubellm.facts import ModelFacts
 from kubellm.sizing import default_inventory, size
 
 GIB = 1024**3
-LLAMA_70B = Architecture(
-    num_hidden_layers=80,
-    num_attention_heads=64,
-    num_key_value_heads=8,
-    head_dim=128,
-    hidden_size=8192,
-    vocab_size=128256,
-    max_position_embeddings=131072,
-    torch_dtype="bfloat16",
-)
-LLAMA_8B = Architecture(
-    num_hidden_layers=32,
-    num_attention_heads=32,
-    num_key_value_heads=8,
-    head_dim=128,
-    hidden_size=4096,
-    vocab_size=128256,
-    max_position_embeddings=131072,
-    torch_dtype="bfloat16",
-)
+
 
 CASES = {
     "8B bf16, auto everything": (

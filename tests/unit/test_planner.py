@@ -6,22 +6,11 @@ from typing import Any
 
 import pytest
 
+from archs import QWEN2_5_7B
 from kubellm.api.v1alpha1 import LicensePolicy, LLMDeployment
-from kubellm.facts import Architecture, ModelFacts, WeightFile
+from kubellm.facts import ModelFacts, WeightFile
 from kubellm.planner import plan_deployment
 from kubellm.sizing import default_inventory, inventory_from_file
-
-QWEN_ARCH = Architecture(
-    model_type="qwen2",
-    num_hidden_layers=28,
-    num_attention_heads=28,
-    num_key_value_heads=4,
-    head_dim=128,
-    hidden_size=3584,
-    vocab_size=152064,
-    max_position_embeddings=32768,
-    torch_dtype="bfloat16",
-)
 
 
 def facts(license: str = "apache-2.0", license_name: str | None = None, **kw: Any) -> ModelFacts:
@@ -30,7 +19,7 @@ def facts(license: str = "apache-2.0", license_name: str | None = None, **kw: An
         sha="a" * 40,
         license=license,
         license_name=license_name,
-        architecture=QWEN_ARCH,
+        architecture=QWEN2_5_7B,
         weight_bytes=15_231_233_024,
         parameters=7_615_616_512,
         weight_files=(

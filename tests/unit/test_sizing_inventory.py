@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from archs import LLAMA_8B
 from kubellm.api.v1alpha1 import LLMDeploymentSpec
 from kubellm.errors import SpecError
 from kubellm.facts import Architecture, ModelFacts
@@ -161,15 +162,7 @@ def test_default_inventory_is_the_catalogue_eight_per_node() -> None:
     assert {p.gpus_per_node for p in inv.pools} == {8}
 
 
-ARCH_8B = Architecture(
-    num_hidden_layers=32,
-    num_attention_heads=32,
-    num_key_value_heads=8,
-    head_dim=128,
-    hidden_size=4096,
-    vocab_size=128256,
-    max_position_embeddings=131072,
-)
+ARCH_8B = LLAMA_8B
 
 
 @st.composite
