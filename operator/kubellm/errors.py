@@ -5,7 +5,7 @@ to fix it. The operator maps the two branches onto kopf in the handlers layer on
 
     KubellmError
     ├── PermanentError            retrying will not help until the user changes something
-    │   ├── SpecError             a field of the LLMDeployment / LicensePolicy / input file is invalid
+    │   ├── SpecError             a field of an LLMDeployment, LicensePolicy or input is invalid
     │   ├── ModelNotFoundError    the Hub (or the offline cache) has no such repo / revision
     │   ├── GatedModelError       the repo is gated and no usable token was given
     │   ├── LicenseDeniedError    the licence policy forbids the model

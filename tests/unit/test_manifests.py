@@ -79,7 +79,7 @@ spec: {spec}
 
 def test_wrong_api_version_says_which_to_use() -> None:
     text = "apiVersion: kubellm.io/v1\nkind: LLMDeployment\nmetadata: {name: a}\nspec: {}\n"
-    with pytest.raises(SpecError, match="use apiVersion: kubellm.io/v1alpha1"):
+    with pytest.raises(SpecError, match=r"use apiVersion: kubellm\.io/v1alpha1"):
         parse_documents(text, "f")
 
 
