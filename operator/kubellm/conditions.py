@@ -152,8 +152,15 @@ class Transition:
 
     @property
     def warning(self) -> bool:
-        """Events for a condition going False are Warnings, all others Normal."""
-        return self.new.status == "False"
+        """A condition going False is a Warning, unless it is only progressing (downloading,
+        rolling out, scaled to zero on request)."""
+        return self.new.status == "False" and self.new.reason not in PROGRESSING_REASONS
+
+
+# False-but-fine reasons: the deployment is on its way, nothing needs a human.
+PROGRESSING_REASONS = frozenset(
+    {"Downloading", "NoDeployment", "NoReplicasReady", "ScaledToZero", "NotPlanned"}
+)
 
 
 def transitions(old: Sequence[Condition], new: Sequence[Condition]) -> list[Transition]:

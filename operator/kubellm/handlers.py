@@ -35,7 +35,7 @@ import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import kopf
 
@@ -52,6 +52,9 @@ PLURAL = "llmdeployments"
 KIND = "LLMDeployment"
 MANAGED = {naming.LABEL_MANAGED_BY: naming.MANAGED_BY}
 MANAGED_SELECTOR = f"{naming.LABEL_MANAGED_BY}={naming.MANAGED_BY}"
+# plural -> kind of what the operator watches and serves reads of from its store
+WATCHED_KINDS = {PLURAL: KIND, "deployments": "Deployment", "services": "Service",
+                 "jobs": "Job", "persistentvolumeclaims": "PersistentVolumeClaim"}
 Key = tuple[str, str]
 
 
@@ -107,11 +110,13 @@ class Runtime:
 
     def __init__(self, options: Options, metrics: Metrics) -> None:
         from kubellm.k8s import KubeCluster, load_api_client
+        from kubellm.k8s.store import CachingCluster
         from kubellm.modelinfo import FactsResolver
 
         self.options = options
         self.metrics = metrics
-        self.cluster = KubeCluster(load_api_client(options.kubeconfig), on_write=metrics.write)
+        self.api = KubeCluster(load_api_client(options.kubeconfig), on_write=metrics.write)
+        self.cluster = CachingCluster(self.api, set(WATCHED_KINDS.values()))
         self.reconciler = Reconciler(
             self.cluster, FactsResolver().resolve, Settings(image=options.image))
         self.collector = CacheCollector(self.cluster, options.cache_grace_seconds,
@@ -289,13 +294,22 @@ def reconcile_handler(name: str, namespace: str | None, **_: Any) -> None:
     raise_for(runtime().reconcile_key((namespace or "default", name), "kopf"))
 
 
+def _observe(rt: Runtime, event: kopf.RawEvent, resource: kopf.Resource) -> None:
+    kind = WATCHED_KINDS.get(resource.plural)
+    obj = event.get("object")
+    if kind and isinstance(obj, dict):
+        rt.cluster.observe(kind, cast(dict[str, Any], obj),
+                           deleted=event.get("type") == "DELETED")
+
+
 @kopf.on.event(GROUP, VERSION, PLURAL)
 async def llmd_event(type: str, body: kopf.Body, name: str, namespace: str | None,
-                     **_: Any) -> None:
-    """Keep the list of known LLMDeployments and their cache keys (for requeues)."""
+                     event: kopf.RawEvent, resource: kopf.Resource, **_: Any) -> None:
+    """Keep the store and the list of known LLMDeployments with their cache keys."""
     rt = _runtime
     if rt is None:
         return
+    _observe(rt, event, resource)
     key = (namespace or "default", name)
     if type == "DELETED":
         rt.known.pop(key, None)
@@ -311,6 +325,7 @@ async def policy_event(type: str, name: str, **_: Any) -> None:
     rt = _runtime
     if rt is None or type is None:  # None: the initial listing; resume covers it
         return
+    rt.reconciler.invalidate_policies()
     log.info("LicensePolicy %s %s: re-evaluating %d deployments", name, type.lower(),
              len(rt.known))
     rt.requeue_many(list(rt.known), "policy")
@@ -325,10 +340,13 @@ def _owner_keys(body: kopf.Body, namespace: str) -> list[Key]:
 @kopf.on.event("apps", "v1", "deployments", labels=MANAGED)
 @kopf.on.event("", "v1", "services", labels=MANAGED)
 async def serving_child_event(type: str, body: kopf.Body, namespace: str | None,
-                              **_: Any) -> None:
+                              event: kopf.RawEvent, resource: kopf.Resource, **_: Any) -> None:
     """A serving Deployment/Service changed (rollout progress, hand edit, deletion)."""
     rt = _runtime
-    if rt is None or type is None:
+    if rt is None:
+        return
+    _observe(rt, event, resource)
+    if type is None:
         return
     for key in _owner_keys(body, namespace or "default"):
         if key in rt.known:
@@ -338,11 +356,12 @@ async def serving_child_event(type: str, body: kopf.Body, namespace: str | None,
 @kopf.on.event("batch", "v1", "jobs", labels=MANAGED)
 @kopf.on.event("", "v1", "persistentvolumeclaims", labels=MANAGED)
 async def cache_child_event(type: str, body: kopf.Body, namespace: str | None,
-                            **_: Any) -> None:
+                            event: kopf.RawEvent, resource: kopf.Resource, **_: Any) -> None:
     """A shared cache Job/PVC changed: requeue every deployment using that cache."""
     rt = _runtime
     if rt is None:
         return
+    _observe(rt, event, resource)
     namespace = namespace or "default"
     rt.cache_namespaces.add(namespace)  # the initial listing too: caches to collect later
     if type is None:

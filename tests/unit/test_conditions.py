@@ -116,6 +116,9 @@ def test_transitions_report_new_and_changed_with_severity() -> None:
     )
     moved = c.transitions(first, second)
     assert [(t.type, t.old_status, t.new.status, t.warning) for t in moved] == [
-        (c.AVAILABLE, "True", "False", True),
-        (c.READY, None, "False", True),
+        (c.AVAILABLE, "True", "False", False),  # a rollout in progress is no warning
+        (c.READY, None, "False", False),
     ]
+    denied = c.merge(second, [c.Want(c.LICENSE_APPROVED, "False", "LicenseDenied", "no")],
+                     generation=2, now=T1)
+    assert [t.warning for t in c.transitions(second, denied)] == [True]

@@ -104,8 +104,10 @@ def test_events_only_on_transitions() -> None:
     cluster.put(llmd("chat"))
     converged(cluster, rec)
     reasons = [r for _, r, _ in cluster.events]
-    assert reasons.count("Ready") == 1  # Ready became True once
-    assert ("Warning", "Downloading") in [(t, r) for t, r, _ in cluster.events]
+    assert reasons == ["Downloading", "NoReplicasReady", "Ready"]  # one per moving reconcile
+    assert {t for t, _, _ in cluster.events} == {"Normal"}  # progressing is not a warning
+    first = cluster.events[0][2]
+    assert "LicenseApproved=True (Allowed)" in first and "CacheReady=False (Downloading)" in first
 
 
 def test_drift_edit_and_delete_are_repaired() -> None:

@@ -63,6 +63,7 @@ class Settings:
     image: str | None = None  # image of the download Job (default: kubellm's own)
     facts_ttl: float = 600.0  # seconds a resolved ModelFacts is reused
     inventory_ttl: float = 2.0  # seconds a Nodes/Pods snapshot is reused across reconciles
+    policy_ttl: float = 3.0  # seconds the LicensePolicy list is reused (invalidated on change)
 
 
 @dataclass
@@ -231,7 +232,16 @@ class Reconciler:
             builder = sizing.inventory_from_nodes  # type: ignore[attr-defined,unused-ignore]
         return builder(nodes, pods)
 
+    def invalidate_policies(self) -> None:
+        """A LicensePolicy changed: the next reconcile lists them again."""
+        self._snapshots.put(POLICY_KIND, None, float("-inf"))
+
     def policies(self) -> list[LicensePolicy]:
+        now = self.clock()
+        fresh, cached = self._snapshots.get(POLICY_KIND, self.settings.policy_ttl, now)
+        if fresh and cached is not None:
+            policies: list[LicensePolicy] = cached
+            return policies
         out = []
         for raw in self.cluster.list(API_VERSION, POLICY_KIND):
             try:
@@ -239,6 +249,7 @@ class Reconciler:
             except ValidationError as exc:
                 log.warning("ignoring invalid LicensePolicy %s: %s",
                             (raw.get("metadata") or {}).get("name"), exc)
+        self._snapshots.put(POLICY_KIND, out, now)
         return out
 
     def owned_deployment(self, name: str, namespace: str, uid: str) -> dict[str, Any] | None:
@@ -481,11 +492,16 @@ class Reconciler:
             self.cluster.merge_patch(API_VERSION, KIND, out.name, out.namespace,
                                      {"status": patch}, subresource="status")
             out.status_written = True
-        for moved in cond.transitions(old_conditions, new_conditions):
-            etype = "Warning" if moved.warning else "Normal"
-            text = f"{moved.type}={moved.new.status}: {moved.new.message}".strip()
-            out.events.append(f"{etype} {moved.new.reason}: {text}")
+        # One event per reconcile that moved conditions (events are writes too): its reason is
+        # the new Ready reason when Ready moved, its message lists every transition.
+        moved = cond.transitions(old_conditions, new_conditions)
+        if moved:
+            lead = next((m for m in moved if m.type == cond.READY), moved[0])
+            etype = "Warning" if any(m.warning for m in moved) else "Normal"
+            text = "; ".join(f"{m.type}={m.new.status} ({m.new.reason})"
+                             + (f": {m.new.message}" if m.new.message else "") for m in moved)
+            out.events.append(f"{etype} {lead.new.reason}: {text}")
             try:
-                self.cluster.event(body, etype, moved.new.reason, text)
+                self.cluster.event(body, etype, lead.new.reason, text)
             except KubellmError as exc:  # an event is never worth failing the reconcile
                 log.warning("event for %s/%s not posted: %s", out.namespace, out.name, exc)
