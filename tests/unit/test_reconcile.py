@@ -289,3 +289,22 @@ def test_scaled_to_zero_by_the_user(replicas: int) -> None:
     complete_job(cluster, out.status["cache"]["jobName"])
     out, _ = run(cluster, rec, "chat")
     assert cond(cluster, "chat", "Available") == ("False", "ScaledToZero")
+
+
+def test_a_refused_object_is_explained_and_keeps_the_rest_of_status() -> None:
+    cluster, rec, _ = make()
+    cluster.put(llmd("chat"))
+    converged(cluster, rec)
+    before = cluster.body("chat")["status"]
+
+    def refuse(manifest: dict[str, Any], live: Any = False) -> Any:
+        raise PermanentError("Deployment.apps is invalid: spec.template...", reason="InvalidObject")
+
+    cluster.objects[("Deployment", "team", "chat")]["spec"]["replicas"] = 4  # drift to repair
+    cluster.apply = refuse  # type: ignore[method-assign]
+    out, _ = run(cluster, rec, "chat")
+    assert isinstance(out.error, PermanentError)
+    status = cluster.body("chat")["status"]
+    assert status["ready"] == "False" and status["reason"] == "InvalidObject"
+    assert status["license"] == before["license"] and status["endpoint"] == before["endpoint"]
+    assert cond(cluster, "chat", "Available") == ("True", "MinimumReplicasAvailable")

@@ -34,7 +34,7 @@ from kubernetes import dynamic as _dynamic
 from kubernetes.client.exceptions import ApiException
 from kubernetes.dynamic import exceptions as _dyn_exc
 
-from kubellm.errors import ClusterError, PermanentError
+from kubellm.errors import ClusterError, PermanentError, UnsupportedError
 from kubellm.k8s.diff import apply_reason, with_hash
 
 # The dynamic client and the config loaders are untyped; keep the Any in one place.
@@ -96,7 +96,13 @@ class KubeCluster:
 
     # ---- reads -------------------------------------------------------------------------
     def _resource(self, api_version: str, kind: str) -> Any:
-        return self.dynamic.resources.get(api_version=api_version, kind=kind)
+        try:
+            return self.dynamic.resources.get(api_version=api_version, kind=kind)
+        except _dyn_exc.ResourceNotFoundError as exc:
+            raise UnsupportedError(
+                f"this cluster serves no {kind} ({api_version}): install its CRD "
+                f"(e.g. LeaderWorkerSet for multi-node serving) or change the spec",
+                reason="KindNotServed") from exc
 
     def get(self, api_version: str, kind: str, name: str, namespace: str | None) -> (
         dict[str, Any] | None
@@ -130,7 +136,7 @@ class KubeCluster:
     def has_kind(self, api_version: str, kind: str) -> bool:
         try:
             self._resource(api_version, kind)
-        except Exception:  # ResourceNotFoundError and discovery failures alike
+        except Exception:  # not served, or discovery failed
             return False
         return True
 

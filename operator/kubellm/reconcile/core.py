@@ -291,6 +291,11 @@ class Reconciler:
 
         try:
             self._converge(body, llmd, facts, out, old_status, old_conditions, generation)
+        except PermanentError as exc:
+            # e.g. the apiserver refused a rendered object, or a kind it does not serve: keep
+            # what status said, and say why Ready is False (never a silent half-deployment)
+            self._finish(body, out, old_status, old_conditions, generation, [], None, exc,
+                         include_available=False)
         except KubellmError as exc:
             out.error = exc
         return out
@@ -460,10 +465,19 @@ class Reconciler:
 
     def _finish(self, body: dict[str, Any], out: Outcome, old_status: dict[str, Any],
                 old_conditions: list[Condition], generation: int | None,
-                wants: list[cond.Want], extra: dict[str, Any],
-                error: KubellmError | None, deployment: dict[str, Any] | None = None) -> None:
-        available = self._available(deployment, wants)
-        stages = [*wants, available]
+                wants: list[cond.Want], extra: dict[str, Any] | None,
+                error: KubellmError | None, deployment: dict[str, Any] | None = None,
+                *, include_available: bool = True) -> None:
+        """Write the status (only if it changed) and one event if conditions moved.
+
+        ``extra`` None keeps the other status fields as they were (error after a partial run).
+        """
+        stages = [*wants, self._available(deployment, wants)] if include_available else wants
+        managed = set(LLMDeploymentStatus.model_fields) | {
+            f.alias for f in LLMDeploymentStatus.model_fields.values() if f.alias}
+        if extra is None:
+            extra = {k: v for k, v in old_status.items() if k in managed
+                     and k not in ("conditions", "observedGeneration", "ready", "reason")}
         summary = cond.summarize(stages)
         if isinstance(error, PermanentError):
             summary = cond.Want(cond.READY, "False", error.reason, error.message)
@@ -482,8 +496,6 @@ class Reconciler:
         out.status = new_status
         out.ready = summary.status
         out.error = error
-        managed = set(LLMDeploymentStatus.model_fields) | {
-            f.alias for f in LLMDeploymentStatus.model_fields.values() if f.alias}
         patch: dict[str, Any] = {k: v for k, v in new_status.items() if old_status.get(k) != v}
         for key in old_status:
             if key in managed and key not in new_status:
