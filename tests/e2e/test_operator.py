@@ -365,3 +365,33 @@ def test_idle_resync_makes_zero_writes(cluster: Any, ns: str, operator: Operator
     assert operator.reconciles() >= before_reconciles + 6, "the resync did not run"
     assert versions() == before_rv
     assert operator.writes() == before_writes, operator.samples("kubellm_api_writes_total")
+    gauge = operator.samples('kubellm_deployments{condition="Ready",status="True"}')
+    assert sum(gauge.values()) >= 2, gauge
+
+
+def test_scale_subresource_drives_the_deployment(cluster: Any, ns: str) -> None:
+    apply_manifest(cluster, example("qwen2.5-7b-l4.yaml", ns))
+    wait_ready(cluster, ns, "qwen-7b")
+    cluster.kubectl("scale", "llmd/qwen-7b", "-n", ns, "--replicas=2")
+    wait_until(lambda: (get_llmd(cluster, ns, "qwen-7b") or {}).get("status", {}).get(
+        "readyReplicas") == 2, 60, what="2 ready replicas in status")
+    assert get_json(cluster, "deploy", "qwen-7b", "-n", ns)["spec"]["replicas"] == 2
+    scale = json.loads(cluster.kubectl("get", "--raw",
+                                       f"/apis/kubellm.io/v1alpha1/namespaces/{ns}/"
+                                       "llmdeployments/qwen-7b/scale").stdout)
+    assert scale["spec"]["replicas"] == 2 and scale["status"]["replicas"] == 2
+    assert "app.kubernetes.io/instance=qwen-7b" in scale["status"]["selector"]
+
+
+def test_hub_down_is_temporary_then_recovers(cluster: Any, ns: str, hub: HubServer) -> None:
+    hub.fail = "500"
+    try:
+        apply_manifest(cluster, llmd("phi", ns, "microsoft/Phi-3-mini-4k-instruct"))
+        ready = wait_condition(cluster, ns, "phi", "Ready", "Unknown", "HubUnavailable")
+        assert ready[2], "the message says what failed"
+        assert items(cluster, "jobs", ns) == [] and items(cluster, "deployments", ns) == []
+        lic = condition(get_llmd(cluster, ns, "phi"), "LicenseApproved")
+        assert lic is not None and lic[0] == "Unknown", "a Hub outage is never a denial"
+    finally:
+        hub.fail = None
+    wait_ready(cluster, ns, "phi", timeout=120)
