@@ -24,23 +24,37 @@ def register(subparsers: Any) -> None:
         ),
     )
     scope = parser.add_mutually_exclusive_group()
-    scope.add_argument("--namespace", "-n", metavar="NS",
-                       help="watch LLMDeployments in this namespace only")
-    scope.add_argument("--all-namespaces", "-A", action="store_true",
-                       help="watch every namespace (the default)")
+    scope.add_argument(
+        "--namespace", "-n", metavar="NS", help="watch LLMDeployments in this namespace only"
+    )
+    scope.add_argument(
+        "--all-namespaces", "-A", action="store_true", help="watch every namespace (the default)"
+    )
     parser.add_argument("--kubeconfig", metavar="PATH", help="kubeconfig file to use")
-    parser.add_argument("--metrics-port", type=int, metavar="P",
-                        help="serve Prometheus metrics on :P/metrics")
-    parser.add_argument("--liveness", metavar="URL",
-                        help="kopf liveness endpoint, e.g. http://0.0.0.0:8080/healthz")
-    parser.add_argument("--resync-seconds", type=float, default=300.0, metavar="S",
-                        help="re-check every LLMDeployment this often (default 300)")
-    parser.add_argument("--cache-grace-period", type=float, default=3600.0, metavar="S",
-                        help="delete a shared model cache unused for this long (default 3600)")
-    parser.add_argument("--workers", type=int, default=8,
-                        help="concurrent reconciles (default 8)")
-    parser.add_argument("--image", metavar="IMAGE",
-                        help="image of the model download Job (default: kubellm's own)")
+    parser.add_argument(
+        "--metrics-port", type=int, metavar="P", help="serve Prometheus metrics on :P/metrics"
+    )
+    parser.add_argument(
+        "--liveness", metavar="URL", help="kopf liveness endpoint, e.g. http://0.0.0.0:8080/healthz"
+    )
+    parser.add_argument(
+        "--resync-seconds",
+        type=float,
+        default=300.0,
+        metavar="S",
+        help="re-check every LLMDeployment this often (default 300)",
+    )
+    parser.add_argument(
+        "--cache-grace-period",
+        type=float,
+        default=3600.0,
+        metavar="S",
+        help="delete a shared model cache unused for this long (default 3600)",
+    )
+    parser.add_argument("--workers", type=int, default=8, help="concurrent reconciles (default 8)")
+    parser.add_argument(
+        "--image", metavar="IMAGE", help="image of the model download Job (default: kubellm's own)"
+    )
     parser.add_argument("--verbose", "-v", action="store_true", help="debug logging")
     parser.set_defaults(func=run)
 
@@ -52,21 +66,26 @@ def run(args: argparse.Namespace) -> int:
 
     from kubellm import handlers
 
-    handlers.configure(handlers.Options(
-        kubeconfig=os.environ.get("KUBECONFIG") or None,
-        namespace=args.namespace,
-        metrics_port=args.metrics_port,
-        resync_seconds=args.resync_seconds,
-        cache_grace_seconds=args.cache_grace_period,
-        workers=args.workers,
-        image=args.image,
-    ))
+    handlers.configure(
+        handlers.Options(
+            kubeconfig=os.environ.get("KUBECONFIG") or None,
+            namespace=args.namespace,
+            metrics_port=args.metrics_port,
+            resync_seconds=args.resync_seconds,
+            cache_grace_seconds=args.cache_grace_period,
+            workers=args.workers,
+            image=args.image,
+        )
+    )
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    for noisy in ("kubernetes", "urllib3", "aiohttp.access"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    # kubellm.operator logs one line per reconcile that changed something, naming the object;
+    # kopf's per-event "Handler ... succeeded" and the HTTP clients' request lines are noise.
+    for noisy in ("kubernetes", "urllib3", "aiohttp.access", "httpx", "httpx2", "huggingface_hub",
+                  "kopf.objects"):
+        logging.getLogger(noisy).setLevel(logging.DEBUG if args.verbose else logging.WARNING)
     kopf.run(
         standalone=True,
         clusterwide=not args.namespace,
