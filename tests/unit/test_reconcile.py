@@ -308,3 +308,19 @@ def test_a_refused_object_is_explained_and_keeps_the_rest_of_status() -> None:
     assert status["ready"] == "False" and status["reason"] == "InvalidObject"
     assert status["license"] == before["license"] and status["endpoint"] == before["endpoint"]
     assert cond(cluster, "chat", "Available") == ("True", "MinimumReplicasAvailable")
+
+
+def test_a_bug_is_reported_in_status_not_swallowed() -> None:
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise AttributeError("module 'kubellm.cache' has no attribute 'default_image'")
+
+    cluster = FakeCluster()
+    rec = Reconciler(cluster, facts_for, planner=broken, now=lambda: NOW,
+                     inventory_builder=lambda nodes, pods: Inventory(source="test"))
+    cluster.put(llmd("chat"))
+    out = rec.reconcile(cluster.body("chat"))
+    assert out.error is not None and out.error.reason == "InternalError"
+    status = cluster.body("chat")["status"]
+    assert status["ready"] == "Unknown" and status["reason"] == "InternalError"
+    assert "default_image" in next(c["message"] for c in status["conditions"]
+                                   if c["type"] == "Ready")

@@ -298,6 +298,12 @@ class Reconciler:
                          include_available=False)
         except KubellmError as exc:
             out.error = exc
+        except Exception as exc:  # a bug: say so in status rather than leave it unexplained
+            log.exception("%s/%s: reconcile failed", out.namespace, out.name)
+            bug = TemporaryError(f"internal error: {type(exc).__name__}: {exc}", delay=60,
+                                 reason="InternalError")
+            self._finish(body, out, old_status, old_conditions, generation, [], None, bug,
+                         include_available=False)
         return out
 
     def _refused_wants(self, reason: str, message: str) -> list[cond.Want]:
