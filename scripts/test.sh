@@ -9,47 +9,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-step() { printf '\n==> %s\n' "$*"; }
 started=$SECONDS
-
-# --- 1. system packages (apt-get only when something is absent) --------------------------------
-for dir in /usr/local/go/bin "$HOME/go/bin"; do
-  [[ -x "$dir/go" && ":$PATH:" != *":$dir:"* ]] && PATH="$dir:$PATH"
-done
-export PATH
-need=()
-command -v python3 >/dev/null || need+=(python3)
-python3 -c 'import venv, ensurepip' 2>/dev/null || need+=(python3-venv)
-command -v git >/dev/null || need+=(git)
-command -v go >/dev/null || need+=(golang-go)
-[[ -e /etc/ssl/certs/ca-certificates.crt ]] || need+=(ca-certificates)
-if ((${#need[@]})); then
-  step "installing Debian packages: ${need[*]}"
-  if ! command -v apt-get >/dev/null; then
-    echo "error: missing ${need[*]} and no apt-get here; install them and re-run" >&2
-    exit 1
-  fi
-  sudo=()
-  [[ $(id -u) -eq 0 ]] || sudo=(sudo)
-  "${sudo[@]}" apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${need[@]}"
-fi
-if ! python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))'; then
-  echo "error: kubellm needs Python >= 3.11, python3 is $(python3 -V 2>&1)" >&2
-  exit 1
-fi
-
-# --- 2. virtualenv and Python dependencies ---------------------------------------------------------
-if [[ ! -x .venv/bin/python ]]; then
-  step "creating .venv"
-  python3 -m venv .venv
-fi
-step "pip install -e '.[dev]'"
-.venv/bin/python -m pip install -q --disable-pip-version-check -e '.[dev]'
-
-# --- 3. sandbox binaries (Go builds from the module proxy; a no-op when cached) -------------------
-step "kubellm sandbox install"
-.venv/bin/kubellm sandbox install
+# shellcheck source=scripts/setup.sh
+source scripts/setup.sh
 
 # --- 4. checks and tests (all run; the script fails if any failed) --------------------------------
 failed=()
