@@ -153,7 +153,10 @@ class Transition:
     @property
     def warning(self) -> bool:
         """A condition going False is a Warning, unless it is only progressing (downloading,
-        rolling out, scaled to zero on request)."""
+        rolling out, scaled to zero on request); so is a licence allowed only with warnings
+        (a Warn-mode policy letting through what Enforce would deny)."""
+        if self.new.reason in WARNING_REASONS:
+            return True
         return self.new.status == "False" and self.new.reason not in PROGRESSING_REASONS
 
 
@@ -161,6 +164,10 @@ class Transition:
 PROGRESSING_REASONS = frozenset(
     {"Downloading", "NoDeployment", "NoReplicasReady", "ScaledToZero", "NotPlanned"}
 )
+
+
+# True-but-worth-a-Warning reasons.
+WARNING_REASONS = frozenset({"AllowedWithWarnings"})
 
 
 def transitions(old: Sequence[Condition], new: Sequence[Condition]) -> list[Transition]:

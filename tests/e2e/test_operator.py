@@ -395,3 +395,18 @@ def test_hub_down_is_temporary_then_recovers(cluster: Any, ns: str, hub: HubServ
     finally:
         hub.fail = None
     wait_ready(cluster, ns, "phi", timeout=120)
+
+
+def test_warn_mode_deploys_with_a_warning(cluster: Any, ns: str) -> None:
+    apply_manifest(cluster, policy(f"pol-{ns}", [ns], mode="Warn"))
+    apply_manifest(cluster, llmd("mistral", ns, "mistralai/Mistral-Large-Instruct-2407",
+                                 hubTokenSecretRef={"name": "hf-token", "key": "HF_TOKEN"}))
+    obj = wait_ready(cluster, ns, "mistral", timeout=120)
+    lic = condition(obj, "LicenseApproved")
+    assert lic is not None and lic[:2] == ("True", "AllowedWithWarnings"), lic
+    assert obj["status"]["license"]["decision"] == "AllowedWithWarnings"
+    ready = condition(obj, "Ready")
+    assert ready is not None and lic[2] and lic[2] in ready[2], "Ready repeats the warning"
+    events = items(cluster, "events", ns, "--field-selector", "involvedObject.name=mistral")
+    assert any(e["type"] == "Warning" and "AllowedWithWarnings" in e["message"]
+               for e in events), [(e["type"], e["reason"]) for e in events]

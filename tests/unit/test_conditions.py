@@ -122,3 +122,9 @@ def test_transitions_report_new_and_changed_with_severity() -> None:
     denied = c.merge(second, [c.Want(c.LICENSE_APPROVED, "False", "LicenseDenied", "no")],
                      generation=2, now=T1)
     assert [t.warning for t in c.transitions(second, denied)] == [True]
+
+
+def test_allowed_with_warnings_is_a_warning_event() -> None:
+    out = c.merge([], [c.Want(c.LICENSE_APPROVED, "True", "AllowedWithWarnings", "Warn mode")],
+                  generation=1, now=T0)
+    assert [t.warning for t in c.transitions([], out)] == [True]
