@@ -195,6 +195,7 @@ def main() -> int:
             conv_writes = operator.writes() - writes_before
             conv_cpu = cpu_seconds(operator.proc.pid) - cpu_before
             durations = operator.samples("kubellm_reconcile_duration_seconds")
+            phases = operator.samples("kubellm_reconcile_phase_seconds")
 
             # idle: wait for the tail of status writes, then count writes over idle resyncs
             time.sleep(3)
@@ -230,6 +231,10 @@ def main() -> int:
             total = durations.get("kubellm_reconcile_duration_seconds_sum", 0)
             print(f"{'reconciles until all Ready, mean duration':<44} {count:.0f}, "
                   f"{total / max(count, 1) * 1000:.0f} ms")
+            for phase in ("facts", "observe", "plan", "cache", "serving", "status"):
+                n = phases.get(f'kubellm_reconcile_phase_seconds_count{{phase="{phase}"}}', 0)
+                t = phases.get(f'kubellm_reconcile_phase_seconds_sum{{phase="{phase}"}}', 0)
+                print(f"    phase {phase:<8} mean {t / max(n, 1) * 1000:6.1f} ms (n={n:.0f})")
             print(f"{'operator peak RSS (VmHWM)':<44} {peak:.0f} MiB")
         finally:
             operator.stop()

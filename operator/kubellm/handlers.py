@@ -158,6 +158,8 @@ class Runtime:
                 result = "permanent" if isinstance(outcome.error, PermanentError) else "temporary"
                 self.metrics.errors.labels(reason=outcome.error.reason).inc()
             self.metrics.reconciles.labels(trigger=trigger, result=result).inc()
+            for phase, seconds in outcome.timings.items():
+                self.metrics.phases.labels(phase=phase).observe(seconds)
             if outcome.status:
                 self.metrics.observe_status(key, outcome.status)
             if outcome.applied or outcome.status_written or outcome.error:

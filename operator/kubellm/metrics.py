@@ -3,7 +3,8 @@
 - ``kubellm_reconciles_total{trigger,result}``: reconciles by what woke them (kopf, resync, child,
   policy) and how they ended (ok, temporary, permanent);
 - ``kubellm_reconcile_errors_total{reason}``: failed reconciles by CamelCase reason;
-- ``kubellm_reconcile_duration_seconds``: histogram of one reconcile;
+- ``kubellm_reconcile_duration_seconds``: histogram of one reconcile, and
+  ``kubellm_reconcile_phase_seconds{phase}`` of its phases (where the time goes);
 - ``kubellm_api_writes_total{verb,kind}``: every write request the operator sent (apply, patch,
   delete, event create) — a converged cluster's idle resync must leave it unchanged;
 - ``kubellm_deployments{condition,status}``: LLMDeployments by condition status (Ready,
@@ -33,6 +34,11 @@ class Metrics:
         self.duration = Histogram("kubellm_reconcile_duration_seconds",
                                   "Duration of one reconcile.", registry=self.registry,
                                   buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30))
+        self.phases = Histogram("kubellm_reconcile_phase_seconds",
+                                "Time per reconcile phase: facts, observe (policies, inventory), "
+                                "plan, cache, serving, status (+events).", ["phase"],
+                                registry=self.registry,
+                                buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5))
         self.writes = Counter("kubellm_api_writes", "Write requests sent to the apiserver.",
                               ["verb", "kind"], registry=self.registry)
         self.deployments = Gauge("kubellm_deployments", "LLMDeployments by condition status.",

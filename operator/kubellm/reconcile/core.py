@@ -78,6 +78,13 @@ class Outcome:
     events: list[str] = field(default_factory=list)
     error: KubellmError | None = None
     ready: str = "Unknown"
+    timings: dict[str, float] = field(default_factory=dict)  # seconds per phase
+
+    def mark(self, phase: str, since: float) -> float:
+        """Add the time since ``since`` to ``phase``; returns now (for the next phase)."""
+        now = time.perf_counter()
+        self.timings[phase] = self.timings.get(phase, 0.0) + now - since
+        return now
 
 
 class _TtlCache:
@@ -276,6 +283,7 @@ class Reconciler:
                          self._refused_wants(error.reason, str(error)), {}, error)
             return out
 
+        started = time.perf_counter()
         try:
             facts = self._facts_for(llmd, namespace)
         except PermanentError as exc:
@@ -284,11 +292,13 @@ class Reconciler:
             return out
         except TemporaryError as exc:
             out.error = exc
+            out.mark("facts", started)
             if not old_conditions:  # say something rather than nothing; keep a known state
                 wants = [cond.Want(t, "Unknown", exc.reason, exc.message) for t in cond.STAGES]
                 self._finish(body, out, old_status, old_conditions, generation, wants, {}, exc)
             return out
 
+        out.mark("facts", started)
         try:
             self._converge(body, llmd, facts, out, old_status, old_conditions, generation)
         except PermanentError as exc:
@@ -317,8 +327,10 @@ class Reconciler:
                   out: Outcome, old_status: dict[str, Any], old_conditions: list[Condition],
                   generation: int | None) -> None:
         namespace, uid = out.namespace, body["metadata"]["uid"]
+        mark = time.perf_counter()
         policies = self.policies()
         inventory = self.inventory(old_status.get("selector"))
+        mark = out.mark("observe", mark)
         planner = self._planner
         if planner is None:
             from kubellm.planner import plan_deployment
@@ -326,6 +338,7 @@ class Reconciler:
             planner = plan_deployment
         plan = planner(llmd, facts, policies, inventory, cache_complete=None,
                        image=self.settings.image)
+        mark = out.mark("plan", mark)
 
         # 1. the shared cache
         pvc = next((o for o in plan.cache_objects if o["kind"] == "PersistentVolumeClaim"), None)
@@ -343,6 +356,7 @@ class Reconciler:
         else:
             cache_state = ("Unknown", "NotPlanned", plan.refusal or "")
         cache_complete = cache_state[0] == "True"
+        mark = out.mark("cache", mark)
 
         # 2./3. serving objects
         deployment: dict[str, Any] | None = None
@@ -368,10 +382,12 @@ class Reconciler:
                 svc_name = deployment["metadata"]["name"]
                 service = self.cluster.get("v1", "Service", svc_name, namespace)
 
+        mark = out.mark("serving", mark)
         wants = self._wants(plan, cache_state)
         extra = self._status_fields(plan, facts, pvc, job_manifest, deployment, service)
         self._finish(body, out, old_status, old_conditions, generation, wants, extra, None,
                      deployment)
+        out.mark("status", mark)
 
     def _apply(self, manifest: dict[str, Any], out: Outcome) -> dict[str, Any] | None:
         why, live = self.cluster.apply(manifest)
