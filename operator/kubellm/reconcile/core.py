@@ -187,6 +187,8 @@ class Reconciler:
         self._snapshots = _TtlCache()
         self._planner = planner
         self._inventory_builder = inventory_builder
+        self._cache_locks: dict[tuple[str, str | None], threading.Lock] = {}
+        self._cache_locks_guard = threading.Lock()
 
     # ---- observe -----------------------------------------------------------------------
     def _facts_for(self, llmd: LLMDeployment, namespace: str) -> ModelFacts:
@@ -344,11 +346,14 @@ class Reconciler:
         pvc = next((o for o in plan.cache_objects if o["kind"] == "PersistentVolumeClaim"), None)
         job_manifest = next((o for o in plan.cache_objects if o["kind"] == "Job"), None)
         job_live: dict[str, Any] | None = None
-        for obj in plan.cache_objects:
-            if job_manifest is not None and obj is job_manifest:
-                job_live = self._ensure_job(obj, out)
-            else:
-                self._apply(obj, out)
+        # one reconcile at a time per shared cache: the others then find it (write-through
+        # store) instead of applying the same PVC and Job again
+        with self._cache_lock((namespace, plan.cache_key)):
+            for obj in plan.cache_objects:
+                if job_manifest is not None and obj is job_manifest:
+                    job_live = self._ensure_job(obj, out)
+                else:
+                    self._apply(obj, out)
         if plan.deployable and job_manifest is None:
             cache_state: CacheState = ("True", "CacheDisabled", "spec.cache.enabled is false")
         elif plan.deployable:
@@ -388,6 +393,10 @@ class Reconciler:
         self._finish(body, out, old_status, old_conditions, generation, wants, extra, None,
                      deployment)
         out.mark("status", mark)
+
+    def _cache_lock(self, key: tuple[str, str | None]) -> threading.Lock:
+        with self._cache_locks_guard:
+            return self._cache_locks.setdefault(key, threading.Lock())
 
     def _apply(self, manifest: dict[str, Any], out: Outcome) -> dict[str, Any] | None:
         why, live = self.cluster.apply(manifest)
