@@ -29,7 +29,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -47,6 +47,7 @@ from kubellm.api.v1alpha1 import (
 )
 from kubellm.errors import KubellmError, PermanentError, SpecError, TemporaryError
 from kubellm.facts import ModelFacts
+from kubellm.reconcile import status
 from kubellm.reconcile.ports import ClusterPort, FactsPort
 from kubellm.sizing.types import Inventory
 
@@ -107,59 +108,6 @@ class _TtlCache:
 def _owner_reference(body: dict[str, Any]) -> dict[str, Any]:
     meta = body["metadata"]
     return naming.owner_reference(API_VERSION, KIND, meta["name"], meta["uid"])
-
-
-CacheState = tuple[cond.Status, str, str]
-
-
-def _job_state(job: dict[str, Any] | None) -> CacheState:
-    """(status, reason, message) of a download Job for the CacheReady condition."""
-    if job is None:
-        return "False", "Downloading", "download Job not created yet"
-    st = job.get("status") or {}
-    for c in st.get("conditions") or []:
-        if c.get("status") != "True":
-            continue
-        if c.get("type") in ("Complete", "SuccessCriteriaMet"):
-            return "True", "Downloaded", f"Job {job['metadata']['name']} completed"
-        if c.get("type") in ("Failed", "FailureTarget"):
-            reason = cond.camel_reason(c.get("reason"), "DownloadFailed")
-            text = c.get("message") or "the download Job failed"
-            return "False", reason, f"Job {job['metadata']['name']} failed: {text}"
-    if (st.get("succeeded") or 0) >= 1:
-        return "True", "Downloaded", f"Job {job['metadata']['name']} completed"
-    active = st.get("active") or 0
-    failed = st.get("failed") or 0
-    note = f" ({failed} failed attempt(s), retrying)" if failed else ""
-    return "False", "Downloading", f"Job {job['metadata']['name']}: {active} pod(s) active{note}"
-
-
-def _selector_string(deployment: dict[str, Any]) -> str | None:
-    labels = ((deployment.get("spec") or {}).get("selector") or {}).get("matchLabels") or {}
-    return ",".join(f"{k}={v}" for k, v in sorted(labels.items())) or None
-
-
-def _labels_match(labels: dict[str, str], selector: str | None) -> bool:
-    if not selector:
-        return False
-    for term in selector.split(","):
-        key, _, value = term.partition("=")
-        if labels.get(key) != value:
-            return False
-    return True
-
-
-def _to_wire(obj: Any) -> Any:
-    """A pydantic model (or an object with ``to_status``/``dump``) in its camelCase wire form."""
-    if obj is None:
-        return None
-    if hasattr(obj, "to_status"):
-        obj = obj.to_status()
-    if hasattr(obj, "dump"):
-        return obj.dump()
-    if hasattr(obj, "model_dump"):
-        return obj.model_dump(by_alias=True, exclude_none=True, mode="json")
-    return obj
 
 
 class Reconciler:
@@ -231,7 +179,8 @@ class Reconciler:
         nodes = self._snapshot("Node")
         pods = [
             p for p in self._snapshot("Pod")
-            if not _labels_match((p.get("metadata") or {}).get("labels") or {}, exclude_selector)
+            if not status.labels_match((p.get("metadata") or {}).get("labels") or {},
+                                       exclude_selector)
             and (p.get("status") or {}).get("phase") not in ("Succeeded", "Failed")
         ]
         builder = self._inventory_builder
@@ -282,14 +231,14 @@ class Reconciler:
             field_path = "spec." + ".".join(str(p) for p in first["loc"][1:])
             error = SpecError(field_path, first["msg"])
             self._finish(body, out, old_status, old_conditions, generation,
-                         self._refused_wants(error.reason, str(error)), {}, error)
+                         status.refused_wants(error.reason, str(error)), {}, error)
             return out
 
         started = time.perf_counter()
         try:
             facts = self._facts_for(llmd, namespace)
         except PermanentError as exc:
-            wants = self._refused_wants(exc.reason, exc.message)
+            wants = status.refused_wants(exc.reason, exc.message)
             self._finish(body, out, old_status, old_conditions, generation, wants, {}, exc)
             return out
         except TemporaryError as exc:
@@ -317,13 +266,6 @@ class Reconciler:
             self._finish(body, out, old_status, old_conditions, generation, [], None, bug,
                          include_available=False)
         return out
-
-    def _refused_wants(self, reason: str, message: str) -> list[cond.Want]:
-        return [
-            cond.Want(cond.LICENSE_APPROVED, "Unknown", reason, message),
-            cond.Want(cond.SIZED, "False", reason, message),
-            cond.Want(cond.CACHE_READY, "Unknown", "NotPlanned", "nothing to download"),
-        ]
 
     def _converge(self, body: dict[str, Any], llmd: LLMDeployment, facts: ModelFacts,
                   out: Outcome, old_status: dict[str, Any], old_conditions: list[Condition],
@@ -355,9 +297,10 @@ class Reconciler:
                 else:
                     self._apply(obj, out)
         if plan.deployable and job_manifest is None:
-            cache_state: CacheState = ("True", "CacheDisabled", "spec.cache.enabled is false")
+            cache_state: status.CacheState = ("True", "CacheDisabled",
+                                              "spec.cache.enabled is false")
         elif plan.deployable:
-            cache_state = _job_state(job_live)
+            cache_state = status.job_state(job_live)
         else:
             cache_state = ("Unknown", "NotPlanned", plan.refusal or "")
         cache_complete = cache_state[0] == "True"
@@ -388,8 +331,8 @@ class Reconciler:
                 service = self.cluster.get("v1", "Service", svc_name, namespace)
 
         mark = out.mark("serving", mark)
-        wants = self._wants(plan, cache_state)
-        extra = self._status_fields(plan, facts, pvc, job_manifest, deployment, service)
+        wants = status.wants(plan, cache_state)
+        extra = status.status_fields(plan, facts, pvc, job_manifest, deployment, service)
         self._finish(body, out, old_status, old_conditions, generation, wants, extra, None,
                      deployment)
         out.mark("status", mark)
@@ -421,79 +364,6 @@ class Reconciler:
         return result
 
     # ---- status ------------------------------------------------------------------------
-    def _wants(self, plan: Any, cache_state: CacheState) -> list[cond.Want]:
-        decision = plan.license
-        wants: list[cond.Want] = []
-        if decision is None:
-            wants.append(cond.Want(cond.LICENSE_APPROVED, "Unknown", "NotEvaluated", ""))
-        else:
-            reasons = [getattr(r, "message", str(r)) for r in getattr(decision, "reasons", [])]
-            kind = getattr(decision, "decision", "Allowed")
-            if getattr(decision, "allowed", False):
-                wants.append(cond.Want(cond.LICENSE_APPROVED, "True", kind, "; ".join(reasons)))
-            else:
-                wants.append(cond.Want(cond.LICENSE_APPROVED, "False", "LicenseDenied",
-                                       "; ".join(reasons) or (plan.refusal or "denied")))
-        sizing = plan.sizing
-        if plan.refusal_reason in (None, "LicenseDenied") and sizing is not None:
-            if sizing.fits:
-                wants.append(cond.Want(cond.SIZED, "True", "Fits", sizing.message))
-            else:
-                wants.append(cond.Want(cond.SIZED, "False", "DoesNotFit", sizing.message))
-        elif plan.refusal_reason is not None:
-            wants.append(cond.Want(cond.SIZED, "False", plan.refusal_reason, plan.refusal or ""))
-        wants.append(cond.Want(cond.CACHE_READY, *cache_state))
-        return wants
-
-    def _status_fields(self, plan: Any, facts: ModelFacts, pvc: dict[str, Any] | None,
-                       job: dict[str, Any] | None, deployment: dict[str, Any] | None,
-                       service: dict[str, Any] | None) -> dict[str, Any]:
-        fields: dict[str, Any] = {
-            "license": _to_wire(plan.license),
-            "sizing": _to_wire(plan.sizing),
-            "runtime": plan.runtime,
-            "resolvedRevision": facts.sha,
-            "gpus": plan.sizing.gpus_per_replica if plan.sizing and plan.sizing.fits else None,
-        }
-        if pvc is not None or job is not None or plan.cache_key:
-            size = (((pvc or {}).get("spec") or {}).get("resources") or {}).get("requests", {})
-            fields["cache"] = {k: v for k, v in {
-                "key": plan.cache_key,
-                "pvcName": (pvc or {}).get("metadata", {}).get("name"),
-                "jobName": (job or {}).get("metadata", {}).get("name"),
-                "size": size.get("storage"),
-            }.items() if v is not None}
-        if deployment is not None:
-            dstatus = deployment.get("status") or {}
-            fields["replicas"] = dstatus.get("replicas") or 0
-            fields["readyReplicas"] = dstatus.get("readyReplicas") or 0
-            fields["selector"] = _selector_string(deployment)
-        if service is not None:
-            ports = (service.get("spec") or {}).get("ports") or []
-            if ports:
-                smeta = service["metadata"]
-                fields["endpoint"] = (
-                    f"http://{smeta['name']}.{smeta['namespace']}.svc.cluster.local:"
-                    f"{ports[0]['port']}/v1"
-                )
-        return fields
-
-    def _available(self, deployment: dict[str, Any] | None,
-                   wants: Sequence[cond.Want]) -> cond.Want:
-        if deployment is None:
-            blocker = next((w for w in wants if w.status != "True"), None)
-            why = f"waiting for {blocker.type}" if blocker else "no serving Deployment yet"
-            return cond.Want(cond.AVAILABLE, "False", "NoDeployment", why)
-        spec_replicas = (deployment.get("spec") or {}).get("replicas")
-        ready = (deployment.get("status") or {}).get("readyReplicas") or 0
-        if ready >= 1:
-            return cond.Want(cond.AVAILABLE, "True", "MinimumReplicasAvailable",
-                             f"{ready}/{spec_replicas} replicas ready")
-        if spec_replicas == 0:
-            return cond.Want(cond.AVAILABLE, "False", "ScaledToZero", "0 replicas requested")
-        return cond.Want(cond.AVAILABLE, "False", "NoReplicasReady",
-                         f"0/{spec_replicas} replicas ready")
-
     def _finish(self, body: dict[str, Any], out: Outcome, old_status: dict[str, Any],
                 old_conditions: list[Condition], generation: int | None,
                 wants: list[cond.Want], extra: dict[str, Any] | None,
@@ -503,7 +373,7 @@ class Reconciler:
 
         ``extra`` None keeps the other status fields as they were (error after a partial run).
         """
-        stages = [*wants, self._available(deployment, wants)] if include_available else wants
+        stages = [*wants, status.available(deployment, wants)] if include_available else wants
         managed = set(LLMDeploymentStatus.model_fields) | {
             f.alias for f in LLMDeploymentStatus.model_fields.values() if f.alias}
         if extra is None:
