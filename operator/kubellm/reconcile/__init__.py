@@ -1,7 +1,8 @@
 """Reconcile LLMDeployments: observe -> plan -> apply -> status (no kopf import).
 
 Public API: ``Reconciler`` (``reconcile(body) -> Outcome``), ``Settings``, ``Outcome``,
-``ClusterPort`` / ``FactsPort`` (what it needs from outside), ``collect_caches`` (shared cache GC).
+``ClusterPort`` / ``FactsPort`` (what it needs from outside); ``reconcile.status`` (pure status
+computations) and ``reconcile.cachegc.CacheCollector`` (shared cache garbage collection).
 """
 
 from kubellm.reconcile.core import Outcome, Reconciler, Settings
