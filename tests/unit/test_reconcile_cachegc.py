@@ -56,3 +56,13 @@ def test_used_again_resets_the_clock_and_mounted_pvcs_count_as_used() -> None:
                      "claimName": "persistentvolumeclaim-aaaa"}}]}}}})
     now["t"] = 100
     assert gc.collect("ns", []) == []
+
+
+def test_objects_already_being_deleted_are_left_alone() -> None:
+    cluster = FakeCluster()
+    cache_objects(cluster, "aaaa")
+    for key in list(cluster.objects):
+        cluster.objects[key]["metadata"]["deletionTimestamp"] = "2026-11-27T11:00:00Z"
+    now = {"t": 0.0}
+    gc = CacheCollector(cluster, grace_seconds=0, clock=lambda: now["t"])
+    assert gc.collect("ns", []) == [] and not [w for w in cluster.writes if "delete" in w]

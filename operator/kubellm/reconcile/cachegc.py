@@ -61,6 +61,8 @@ class CacheCollector:
                 (("Job", "batch/v1"), ("PersistentVolumeClaim", "v1"))):
             for obj in self.cluster.list(api_version, kind, namespace, CACHE_SELECTOR):
                 meta = obj["metadata"]
+                if meta.get("deletionTimestamp"):
+                    continue  # already going (e.g. its namespace is being deleted)
                 key = meta["labels"][naming.LABEL_CACHE_KEY]
                 caches.setdefault(key, []).append((order, api_version, kind, meta["name"]))
         for key, objs in sorted(caches.items()):
