@@ -129,6 +129,7 @@ class Runtime:
             max_workers=options.workers, thread_name_prefix="kubellm-requeue")
         self.queue: asyncio.Queue[tuple[Key, str]] = asyncio.Queue()
         self.pending: set[Key] = set()
+        self.failures: dict[Key, int] = {}  # consecutive temporary failures (backoff)
         self.tasks: list[asyncio.Task[None]] = []
 
     # ---- one reconcile -----------------------------------------------------------------
@@ -198,7 +199,11 @@ class Runtime:
                 self.requeue(key, "retry", 30.0)
                 continue
             if outcome is not None and isinstance(outcome.error, TemporaryError):
-                self.requeue(key, "retry", min(max(outcome.error.delay, 1.0), 300.0))
+                attempt = self.failures.get(key, 0)
+                self.failures[key] = attempt + 1
+                self.requeue(key, "retry", backoff(outcome.error.delay, attempt))
+            else:
+                self.failures.pop(key, None)
 
     async def resync_loop(self) -> None:
         loop = asyncio.get_running_loop()
@@ -277,23 +282,34 @@ async def cleanup(**_: Any) -> None:
         _runtime = None
 
 
-def raise_for(outcome: Outcome | None) -> None:
-    """Map a reconcile's error onto kopf (the handlers layer is the only place doing so)."""
+MAX_BACKOFF = 600.0  # seconds; a long Hub outage costs one retry per 10 minutes per object
+
+
+def backoff(delay: float, attempt: int) -> float:
+    """Exponential backoff from the error's own delay hint: delay, 2x, 4x ... up to 10 min."""
+    return float(min(max(delay, 1.0) * 2.0 ** min(max(attempt, 0), 10), MAX_BACKOFF))
+
+
+def raise_for(outcome: Outcome | None, retry: int = 0) -> None:
+    """Map a reconcile's error onto kopf (the handlers layer is the only place doing so).
+
+    ``retry`` is kopf's attempt counter for this change, for the exponential backoff.
+    """
     error = outcome.error if outcome else None
     if isinstance(error, PermanentError):
         raise kopf.PermanentError(f"{error.reason}: {error}")
     if isinstance(error, TemporaryError):
-        raise kopf.TemporaryError(f"{error.reason}: {error}", delay=error.delay)
+        raise kopf.TemporaryError(f"{error.reason}: {error}", delay=backoff(error.delay, retry))
     if error is not None:
-        raise kopf.TemporaryError(str(error), delay=30)
+        raise kopf.TemporaryError(str(error), delay=backoff(30, retry))
 
 
 @kopf.on.resume(GROUP, VERSION, PLURAL)
 @kopf.on.create(GROUP, VERSION, PLURAL)
 @kopf.on.update(GROUP, VERSION, PLURAL)
-def reconcile_handler(name: str, namespace: str | None, **_: Any) -> None:
+def reconcile_handler(name: str, namespace: str | None, retry: int, **_: Any) -> None:
     """create, update and resume: the same level-triggered reconcile."""
-    raise_for(runtime().reconcile_key((namespace or "default", name), "kopf"))
+    raise_for(runtime().reconcile_key((namespace or "default", name), "kopf"), retry)
 
 
 def _observe(rt: Runtime, event: kopf.RawEvent, resource: kopf.Resource) -> None:
@@ -315,6 +331,7 @@ async def llmd_event(type: str, body: kopf.Body, name: str, namespace: str | Non
     key = (namespace or "default", name)
     if type == "DELETED":
         rt.known.pop(key, None)
+        rt.failures.pop(key, None)
         rt.metrics.observe_status(key, None)
         return
     status = body.get("status") or {}

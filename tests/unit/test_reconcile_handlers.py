@@ -6,7 +6,7 @@ import kopf
 import pytest
 
 from kubellm.errors import DoesNotFitError, HubUnavailableError
-from kubellm.handlers import Options, configure_settings, raise_for
+from kubellm.handlers import Options, backoff, configure_settings, raise_for
 from kubellm.metrics import Metrics
 from kubellm.reconcile import Outcome
 
@@ -19,6 +19,15 @@ def test_errors_map_onto_kopf() -> None:
         raise_for(Outcome(name="a", namespace="n",
                           error=HubUnavailableError("hub down", delay=12)))
     assert caught.value.delay == 12
+    with pytest.raises(kopf.TemporaryError) as caught:
+        raise_for(Outcome(name="a", namespace="n", error=HubUnavailableError("down", delay=30)),
+                  retry=3)
+    assert caught.value.delay == 240
+
+
+def test_backoff_grows_and_is_capped() -> None:
+    assert [backoff(30, n) for n in range(7)] == [30, 60, 120, 240, 480, 600, 600]
+    assert backoff(0, 0) == 1.0
 
 
 def test_options_from_env(monkeypatch: pytest.MonkeyPatch) -> None:
