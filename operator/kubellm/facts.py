@@ -111,6 +111,9 @@ class ModelFacts:
     pipeline_tag: str | None = None
     source: str = "hub"  # hub | cache | declared
     declared: tuple[str, ...] = ()  # field names filled from spec.model
+    # Why the repo's files could not be read although its public metadata could (a gated repo
+    # without a usable token). The licence can still be decided; sizing and serving cannot.
+    access_error: str | None = None
 
     @property
     def is_gguf(self) -> bool:

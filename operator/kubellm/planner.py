@@ -94,6 +94,11 @@ def plan_deployment(
         warnings=warnings,
     )
 
+    if facts.access_error is not None:  # gated without a usable token: the card was readable
+        if not decision.allowed:
+            return _refuse(base, "LicenseDenied", _denials(decision))
+        return _refuse(base, "GatedModel", facts.access_error)
+
     try:
         quant = sizing.resolve_quant(spec, facts)
         runtime_name = (
@@ -106,8 +111,7 @@ def plan_deployment(
     base = _replace(base, sizing=result, runtime=runtime_name, quant=quant)
 
     if not decision.allowed:
-        denials = [r.message for r in decision.reasons if getattr(r, "effect", "") == "deny"]
-        return _refuse(base, "LicenseDenied", "; ".join(denials) or "denied by licence policy")
+        return _refuse(base, "LicenseDenied", _denials(decision))
     if not result.fits:
         return _refuse(base, "DoesNotFit", result.message)
 
@@ -147,6 +151,11 @@ def plan_deployment(
         cache_key=cache_ref.key if cache_ref else None,
         cache=cache_ref,
     )
+
+
+def _denials(decision: Any) -> str:
+    denials = [r.message for r in decision.reasons if getattr(r, "effect", "") == "deny"]
+    return "; ".join(denials) or "denied by licence policy"
 
 
 def _replace(plan: Plan, **changes: Any) -> Plan:

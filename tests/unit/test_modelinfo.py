@@ -157,8 +157,6 @@ def test_online_architecture_details(online: dict[str, Any]) -> None:
 @pytest.mark.parametrize(
     ("index", "error", "needle"),
     [
-        (0, "GatedModelError", "spec.hubTokenSecretRef"),
-        (1, "GatedModelError", "accepted the terms"),
         (2, "ModelNotFoundError", "nobody/missing not found"),
         (3, "ModelNotFoundError", "revision 'v9.9'"),
         (6, "SpecError", "spec.model.file"),
@@ -168,6 +166,25 @@ def test_online_errors(online: dict[str, Any], index: int, error: str, needle: s
     result = online["extra"][index]
     assert result.get("error") == error, result
     assert needle in result["message"]
+
+
+@pytest.mark.parametrize(("index", "needle"), [(0, "spec.hubTokenSecretRef"),
+                                              (1, "accepted the terms")])
+def test_gated_without_usable_token_keeps_the_public_card(
+    online: dict[str, Any], index: int, needle: str
+) -> None:
+    """The licence of a gated repo is public: it is read, the files are not (access_error)."""
+    result = online["extra"][index]
+    assert "error" not in result, result
+    facts = result["facts"]
+    assert needle in facts["access_error"]
+    assert (facts["license"], facts["gated"]) == ("llama3.1", "auto")
+    assert facts["architecture"] is None  # config.json needs the token; file sizes are public
+
+
+def test_gated_with_the_token_has_no_access_error(online: dict[str, Any]) -> None:
+    facts = online["by_repo"]["meta-llama/Llama-3.1-8B-Instruct"]["facts"]
+    assert facts["access_error"] is None and facts["architecture"] is not None
 
 
 def test_online_pinned_sha_gguf_choice_declared_and_no_follow(online: dict[str, Any]) -> None:

@@ -274,3 +274,16 @@ def test_gated_without_token_is_refused_clearly(hub: str, tmp_path: Path) -> Non
     assert code == 1
     assert doc["refusal"]["reason"] == "GatedModel"
     assert "token" in doc["refusal"]["message"]
+
+
+def test_gated_research_model_without_token_is_denied_for_its_licence(
+    hub: str, tmp_path: Path
+) -> None:
+    """The card of a gated repo is public: the licence decides before the missing token."""
+    env = _env(HF_ENDPOINT=hub, HF_HOME=str(tmp_path))
+    code, doc = plan_json(
+        env, "-f", str(EXAMPLES / "mistral-large-denied.yaml"), "--policy", POLICY
+    )
+    assert code == 1
+    assert doc["refusal"]["reason"] == "LicenseDenied"
+    assert doc["license"]["class"] == "research-only"

@@ -141,3 +141,22 @@ def test_plan_is_deterministic() -> None:
     a = plan_deployment(llmd(), facts(), [policy()], L4_ONLY)
     b = plan_deployment(llmd(), facts(), [policy()], L4_ONLY)
     assert a.objects == b.objects and a.sizing == b.sizing
+
+
+@pytest.mark.parametrize(
+    ("license", "license_name", "reason"),
+    [("apache-2.0", None, "GatedModel"), ("other", "mrl", "LicenseDenied")],
+)
+def test_unreadable_gated_files_refuse_after_the_licence(
+    license: str, license_name: str | None, reason: str
+) -> None:
+    gated = facts(
+        license=license,
+        license_name=license_name,
+        architecture=None,
+        gated="manual",
+        access_error="acme/x: gated model: set spec.hubTokenSecretRef",
+    )
+    plan = plan_deployment(llmd(), gated, [policy()], L4_ONLY)
+    assert plan.refusal_reason == reason
+    assert plan.objects == () and plan.sizing is None

@@ -60,7 +60,7 @@ class FactsResolver:
         if gguf_file is None and declared is not None and declared.file:
             gguf_file = declared.file
         # The token is part of the key: a gated repo resolved with one token must not answer
-        # a caller without one (that caller must get GatedModelError).
+        # a caller without one (that caller must get facts with access_error).
         fingerprint = hashlib.sha256(token.encode()).hexdigest()[:16] if token else None
         key = (repo, revision, gguf_file, follow_base, fingerprint)
         now = self._clock()
@@ -69,7 +69,7 @@ class FactsResolver:
             if entry is not None and (entry[0] is None or entry[0] > now):
                 return self._declared(entry[1], declared, token, follow_base)
         facts = self._resolve_uncached(repo, revision, token, gguf_file, follow_base, declared)
-        if facts.source != "declared":
+        if facts.source != "declared" and facts.access_error is None:  # access may be granted
             forever = facts.source == "hub" and sources.SHA_RE.match(revision) is not None
             with self._lock:
                 self._entries[key] = (None if forever else now + self.ttl, facts)

@@ -140,7 +140,11 @@ def from_hub(repo: str, revision: str, *, token: str | None, gguf_file: str | No
         hf_hub_download,
         hf_hub_url,
     )
-    from huggingface_hub.errors import NotASafetensorsRepoError, SafetensorsParsingError
+    from huggingface_hub.errors import (
+        GatedRepoError,
+        NotASafetensorsRepoError,
+        SafetensorsParsingError,
+    )
 
     api = HfApi(token=token)
     info = api.model_info(repo, revision=revision, files_metadata=True, timeout=timeout)
@@ -152,7 +156,19 @@ def from_hub(repo: str, revision: str, *, token: str | None, gguf_file: str | No
         # model_info is public for gated repos and files cached on disk are returned without a
         # request, so check the token explicitly (a HEAD; raises GatedRepoError without access).
         probe = "config.json" if "config.json" in files else sorted(files)[0]
-        get_hf_file_metadata(hf_hub_url(repo, probe, revision=sha), token=token, timeout=timeout)
+        try:
+            get_hf_file_metadata(
+                hf_hub_url(repo, probe, revision=sha), token=token, timeout=timeout
+            )
+        except GatedRepoError:
+            # The card (licence, base_model) is public: keep it so the licence can still be
+            # decided (a research-only model is denied for its licence, not for a missing
+            # token); the files stay unread and access_error says why.
+            public = _facts(repo, revision, sha, _card_dict(info.card_data), tags, gated=gated,
+                            config=None, files=files, counts=None, data_bytes=None,
+                            total_size=None, gguf_file=gguf_file, library=info.library_name,
+                            pipeline=info.pipeline_tag, source="hub")
+            return dataclasses.replace(public, access_error=f"{repo}: {_hub.GATED_FIX}")
     if info.card_data is not None:
         card = _card_dict(info.card_data)
     elif "README.md" in files:
