@@ -10,12 +10,10 @@ from __future__ import annotations
 import functools
 import re
 from dataclasses import dataclass
-from importlib import resources
-from typing import Any, Literal, cast
-
-import yaml
+from typing import Any, Literal
 
 from kubellm.api.v1alpha1 import LicenseClass
+from kubellm.datafiles import load_mapping
 
 Commercial = Literal["yes", "no", "conditional", "unknown"]
 
@@ -193,5 +191,4 @@ def parse_catalog(data: dict[str, Any]) -> Catalog:
 @functools.cache
 def load_catalog() -> Catalog:
     """The packaged catalogue (``kubellm/data/licenses.yaml``), parsed once."""
-    text = resources.files("kubellm").joinpath("data/licenses.yaml").read_text(encoding="utf-8")
-    return parse_catalog(cast(dict[str, Any], yaml.safe_load(text)))
+    return parse_catalog(load_mapping("licenses.yaml"))

@@ -8,12 +8,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import lru_cache
-from importlib import resources
 from typing import Any
 
-import yaml
-
 from kubellm import __version__
+from kubellm.datafiles import load_mapping
 
 
 @dataclass(frozen=True)
@@ -61,11 +59,7 @@ class StartupBudget:
 
 
 def _raw() -> dict[str, Any]:
-    text = resources.files("kubellm").joinpath("data/runtimes.yaml").read_text(encoding="utf-8")
-    data = yaml.safe_load(text)
-    if not isinstance(data, dict):
-        raise ValueError("data/runtimes.yaml: expected a mapping at the top level")
-    return data
+    return load_mapping("runtimes.yaml")
 
 
 def _strings(raw: dict[str, Any]) -> dict[str, str]:

@@ -15,11 +15,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from functools import cache
-from importlib import resources
 from typing import Any
 
-import yaml
-
+from kubellm.datafiles import load_mapping
 from kubellm.sizing.types import GpuType, Quant
 
 _MIG = re.compile(r"-MIG-(?P<g>\d+)g\.(?P<gb>\d+)gb$", re.IGNORECASE)
@@ -42,13 +40,8 @@ def _cc(value: Any) -> tuple[int, int]:
     return int(major), int(minor or 0)
 
 
-@cache
 def _raw() -> dict[str, Any]:
-    text = resources.files("kubellm").joinpath("data/gpus.yaml").read_text(encoding="utf-8")
-    data = yaml.safe_load(text)
-    if not isinstance(data, dict):
-        raise ValueError("kubellm/data/gpus.yaml: expected a mapping with 'gpus' and 'kernels'")
-    return data
+    return load_mapping("gpus.yaml")
 
 
 @cache
