@@ -113,7 +113,7 @@ def plan_deployment(
     if not decision.allowed:
         return _refuse(base, "LicenseDenied", _denials(decision))
     if not result.fits:
-        return _refuse(base, "DoesNotFit", result.message)
+        return _refuse(base, result.reason or "DoesNotFit", result.message)
 
     gpu = sizing.lookup_gpu(result.gpu_type) if result.gpu_type else None
     try:

@@ -132,9 +132,23 @@ def test_policy_selection_by_namespace() -> None:
 
 @pytest.mark.parametrize("replicas", [0, 3])
 def test_replicas_flow_into_the_deployment(replicas: int) -> None:
-    plan = plan_deployment(llmd(replicas=replicas), facts(), [], L4_ONLY)
+    three = inventory_from_file([{"gpuProduct": "NVIDIA-L4", "gpusPerNode": 1, "nodes": 3}], "t")
+    plan = plan_deployment(llmd(replicas=replicas), facts(), [], three)
     deploy = next(o for o in plan.objects if o["kind"] == "Deployment")
     assert deploy["spec"]["replicas"] == replicas
+
+
+def test_replicas_are_checked_against_the_inventory() -> None:
+    """3 replicas of 1 x L4 on 2 single-L4 nodes: too few GPUs even when all are free."""
+    plan = plan_deployment(llmd(replicas=3), facts(), [], L4_ONLY)
+    assert plan.refusal_reason == "DoesNotFit" and plan.objects == ()
+    assert "3 replicas" in (plan.refusal or "") and "2 x 1 x NVIDIA-L4" in (plan.refusal or "")
+    # the same on three nodes of which one is busy: the GPUs exist but are taken
+    busy = inventory_from_file([{"gpuProduct": "NVIDIA-L4", "gpusPerNode": 1, "nodes": 3,
+                                 "freeGpusPerNode": [1, 0, 1]}], "t")
+    plan = plan_deployment(llmd(replicas=3), facts(), [], busy)
+    assert plan.refusal_reason == "GpusBusy", plan.refusal
+    assert "only 2 of those GPUs are free" in (plan.refusal or "")
 
 
 def test_plan_is_deterministic() -> None:

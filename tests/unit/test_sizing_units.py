@@ -342,6 +342,35 @@ def test_busy_gpus_are_not_chosen() -> None:
     assert not r.fits and r.reason == "GpusBusy" and "only 2" in r.message
 
 
+def h100_pool(*free: int) -> Inventory:
+    return Inventory(pools=(NodePool("NVIDIA-H100-80GB-HBM3", 8, len(free),
+                                     free_gpus_per_node=free),), source="cluster")
+
+
+def test_all_replicas_must_fit_the_free_gpus() -> None:
+    """spec.replicas x GPUs per replica is checked, each replica on one node."""
+    f = facts(weight_bytes=int(131.42 * GIB))
+    two = spec(replicas=2, gpu={"type": "h100", "count": 8})
+    assert size(f, two, h100_pool(8, 8)).fits
+    busy = size(f, two, h100_pool(8, 4))
+    assert not busy.fits and busy.reason == "GpusBusy", busy.message
+    assert "x 2 replicas" in busy.message and "only 12 of those GPUs are free" in busy.message
+    assert "free per node: 8, 4" in busy.message
+    # 12 free GPUs but no whole node for a second 8-GPU replica: still busy, not "fits"
+    assert not size(f, two, h100_pool(6, 6)).fits
+    # three replicas on two nodes cannot fit even when everything is free: DoesNotFit
+    three = size(f, spec(replicas=3, gpu={"type": "h100", "count": 8}), h100_pool(8, 8))
+    assert not three.fits and three.reason == "DoesNotFit"
+    assert "3 replicas" in three.message and "2 x 8 x NVIDIA-H100" in three.message
+    # 4-GPU replicas pack two per node
+    four = spec(replicas=4, gpu={"type": "h100", "count": 4})
+    assert size(f, four, h100_pool(8, 8)).fits
+    assert size(f, four, h100_pool(8, 7)).reason == "GpusBusy"
+    # replicas 0 needs nothing now; the catalogue says which GPUs exist, not how many
+    assert size(f, spec(replicas=0, gpu={"type": "h100", "count": 8}), h100_pool(0, 0)).fits
+    assert size(f, spec(replicas=5, gpu={"type": "h100", "count": 8}), default_inventory()).fits
+
+
 def test_unknown_architecture_needs_explicit_max_model_len() -> None:
     f = ModelFacts(repo="org/mystery", weight_bytes=10 * GIB)
     with pytest.raises(SpecError) as err:

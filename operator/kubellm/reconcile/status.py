@@ -93,7 +93,8 @@ def wants(plan: Any, cache_state: CacheState) -> list[cond.Want]:
         if sizing.fits:
             wants.append(cond.Want(cond.SIZED, "True", "Fits", sizing.message))
         else:
-            wants.append(cond.Want(cond.SIZED, "False", "DoesNotFit", sizing.message))
+            wants.append(cond.Want(cond.SIZED, "False", sizing.reason or "DoesNotFit",
+                                   sizing.message))
     elif plan.refusal_reason is not None:
         wants.append(cond.Want(cond.SIZED, "False", plan.refusal_reason, plan.refusal or ""))
     wants.append(cond.Want(cond.CACHE_READY, *cache_state))

@@ -176,18 +176,29 @@ def _options(
     return out
 
 
-def _place(option: _Option) -> tuple[bool, int]:
-    """Whether pp stages of tp GPUs fit the free GPUs, and on how many nodes (fewest)."""
-    stages_left = option.pp
-    for nodes, free in enumerate(sorted(option.pool.free, reverse=True), start=1):
-        take = min(free // option.tp, stages_left)
+def _place(option: _Option, replicas: int = 1) -> tuple[bool, int]:
+    """Whether ``replicas`` replicas of pp stages of tp GPUs fit the free GPUs, and on how many
+    nodes one replica runs (fewest).
+
+    A replica that fits one node (tp x pp <= GPUs per node) is one pod: it needs all its GPUs on
+    one node, so the replicas are whole pods packed per node. A multi-node replica is packed as
+    stages of tp GPUs (replicas x pp of them) across the nodes.
+    """
+    free = sorted(option.pool.free, reverse=True)
+    gpn = option.pool.pool.gpus_per_node
+    if option.gpus <= gpn:
+        return sum(f // option.gpus for f in free) >= replicas, 1
+    per_node = max(1, gpn // option.tp)
+    nodes = math.ceil(option.pp / per_node)
+    stages_left = option.pp * replicas
+    for count, f in enumerate(free, start=1):
+        take = min(f // option.tp, stages_left)
         if take <= 0:
             break
         stages_left -= take
         if stages_left == 0:
-            return True, nodes
-    gpn = option.pool.pool.gpus_per_node
-    return False, math.ceil(option.pp / max(1, gpn // option.tp))
+            return True, (count if replicas == 1 else nodes)
+    return stages_left <= 0, nodes
 
 
 @dataclass(frozen=True)
@@ -203,6 +214,7 @@ class _Model:
     concurrency: int
     kv_dtype: str
     utilization: float
+    replicas: int = 1  # replicas that must fit the free GPUs together
 
 
 def _evaluate(model: _Model, option: _Option) -> _Eval:
@@ -212,7 +224,7 @@ def _evaluate(model: _Model, option: _Option) -> _Eval:
     overhead = mem.overhead_gib(weights)
     usable = option.pool.memory_gib * model.utilization
     room = usable - weights - overhead
-    placeable, nodes = _place(option)
+    placeable, nodes = _place(option, model.replicas)
     if not model.kv_known or arch is None:
         length = model.explicit_len or 0
         reserve = usable * mem.UNKNOWN_ARCH_KV_RESERVE
@@ -243,11 +255,28 @@ def _line(e: _Eval, model: _Model) -> str:
     if not e.fits_memory:
         verdict = "does not fit"
     elif not e.placeable:
-        free = sum(o.pool.free)
-        verdict = f"fits, but only {free} GPUs of this type are free (needs {o.gpus})"
+        verdict = f"fits, but {_busy(o, model.replicas)}"
     else:
         verdict = f"fits, maxModelLen {e.max_len} x {model.concurrency}"
     return f"{o.label()}: {need}: {verdict}"
+
+
+def _all_free(option: _Option) -> _Option:
+    """The same option on its pool with every GPU free (capacity, not current use)."""
+    pool = replace(option.pool, pool=replace(option.pool.pool, free_gpus_per_node=None))
+    return replace(option, pool=pool)
+
+
+def _busy(option: _Option, replicas: int) -> str:
+    """'only N of those GPUs are free now (per node ...); needs ...' for a placement refusal."""
+    free = option.pool.free
+    need = f"{replicas} x {option.gpus}" if replicas > 1 else str(option.gpus)
+    where = " on one node" if option.gpus <= option.pool.pool.gpus_per_node else ""
+    return (
+        f"only {sum(free)} of those GPUs are free now (free per node: "
+        f"{', '.join(str(f) for f in free)}; the others are used by pods or promised to other "
+        f"deployments); needs {need}{where if replicas == 1 else ' (each replica on one node)'}"
+    )
 
 
 def _name(facts: ModelFacts) -> str:
@@ -263,6 +292,8 @@ def size(
 ) -> SizingResult:
     """Choose GPU type, count, parallelism and maxModelLen for one replica (see module docstring).
 
+    The free GPUs must hold all ``spec.replicas`` replicas of that shape, except against the
+    built-in catalogue (``source == "catalogue"``: it says which GPUs exist, not how many).
     Never raises for does-not-fit (``fits=False`` with the numbers in ``message``); raises
     SpecError for invalid input.
     """
@@ -330,6 +361,7 @@ def size(
         concurrency=ctx.concurrency,
         kv_dtype=ctx.kv_cache_dtype,
         utilization=spec.gpu.memory_utilization,
+        replicas=spec.replicas if inventory.source != "catalogue" else 1,
     )
     base = SizingResult(
         fits=False,
@@ -448,14 +480,27 @@ def _refusal(
             considered=tuple(considered),
         )
     fitting = [e for e in evals if e.fits_memory]
-    if fitting:
+    if fitting and not any(_place(_all_free(e.option), model.replicas)[0] for e in fitting):
         e = fitting[0]
-        free = sum(e.option.pool.free)
+        nodes = e.option.pool.pool
+        return replace(
+            base,
+            reason="DoesNotFit",
+            max_model_len=e.max_len,
+            message=f"{prefix}: fits {e.option.label()} per replica, but {model.replicas} "
+            f"replicas need more than the inventory's {nodes.nodes} x {nodes.gpus_per_node} x "
+            f"{nodes.gpu_product} even when all are free",
+            considered=tuple(considered),
+        )
+    if fitting:
+        e = next(e for e in fitting if _place(_all_free(e.option), model.replicas)[0])
         return replace(
             base,
             reason="GpusBusy",
             max_model_len=e.max_len,
-            message=f"{prefix}: fits {e.option.label()} but only {free} of those GPUs are free now",
+            message=f"{prefix}: fits {e.option.label()}"
+            + (f" per replica x {model.replicas} replicas" if model.replicas > 1 else "")
+            + f" but {_busy(e.option, model.replicas)}",
             considered=tuple(considered),
         )
     if not evals:
