@@ -2,7 +2,8 @@
 
 Modules: ``catalog`` (data/gpus.yaml, kernel support), ``quant`` (quantization resolution and
 weight bytes), ``memory`` (KV per token, named constants), ``inventory`` (Node labels / file /
-catalogue), ``sizer`` (the search: type, count, tp x pp, maxModelLen), ``types`` (shared data).
+catalogue), ``commitments`` (GPUs promised to deployments but not yet held by bound pods),
+``sizer`` (the search: type, count, tp x pp, maxModelLen), ``types`` (shared data).
 """
 
 from kubellm.sizing.catalog import gpu_supports, load_gpu_catalog, lookup_gpu

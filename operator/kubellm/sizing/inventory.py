@@ -17,6 +17,8 @@ returns them (camelCase keys). Rules:
 - Free GPUs per node = allocatable minus the GPU requests of non-terminated pods bound to the node
   (requests, else limits; init containers per Kubernetes' effective-request rule). The operator
   should leave its own deployment's pods out of ``pods``, or a re-size would see its own GPUs busy.
+  ``reserved`` (per node) subtracts GPUs promised but not yet held by a bound pod
+  (``kubellm.sizing.commitments``).
 - Identical nodes (same label, product, GPUs per node and memory) form one pool.
 """
 
@@ -93,10 +95,14 @@ def _used_by_node(pods: Sequence[Mapping[str, Any]]) -> dict[str, int]:
 
 
 def inventory_from_nodes(
-    nodes: Sequence[Mapping[str, Any]], pods: Sequence[Mapping[str, Any]] = ()
+    nodes: Sequence[Mapping[str, Any]],
+    pods: Sequence[Mapping[str, Any]] = (),
+    reserved: Mapping[str, int] | None = None,
 ) -> Inventory:
     """Group schedulable, Ready GPU nodes into pools with their free GPUs (see module docstring)."""
-    used = _used_by_node(pods)
+    used = dict(_used_by_node(pods))
+    for node_name, gpus_reserved in (reserved or {}).items():
+        used[node_name] = used.get(node_name, 0) + gpus_reserved
     notes: list[str] = []
     groups: dict[tuple[str, str, int, int | None], list[tuple[str, int]]] = {}
     for node in sorted(nodes, key=lambda n: str(_get(n, "metadata", "name") or "")):

@@ -1,0 +1,219 @@
+"""GPUs promised to LLMDeployments but not yet held by bound pods: committed GPU accounting (pure).
+
+Sizing against "allocatable minus the requests of running pods" alone lets deployments reconciled
+at about the same time all see the same free GPUs (none of their pods exist yet), so the last one
+would stay Pending. A GPU counts as used here when it is:
+
+1. requested by a bound, non-terminated pod (``inventory._used_by_node``), or
+2. committed to another kubellm deployment and not yet held by a bound pod of it. A
+   ``Commitment`` is ``replicas`` x ``gpus_per_replica`` on the nodes its pod template may run on
+   (required node affinity + nodeSelector). It comes from a live kubellm serving Deployment
+   (``commitment_from_deployment``) or from the operator's own ledger of plans decided but not
+   applied yet (same parser, on the rendered Deployment). Its *unbound* replicas are
+   ``replicas`` minus its bound, non-terminating pods, counted in the same Pod snapshot as (1),
+   so a replica is counted once: either by its bound pod or as unbound.
+
+Node granularity: a replica needs its GPUs on ONE node (tensor parallel within a node), so each
+unbound replica is charged to one node: the eligible node with the most free GPUs (ties by name).
+That is where a spreading scheduler puts it, and it is the conservative choice for the next
+request: it shrinks the largest free block first, so a later "needs a whole node" request never
+counts on a block a pending replica may take.
+
+``own`` (namespace, LLMDeployment name) is left out of both counts: its pods, its Deployment, its
+ledger entry. A deployment already holding GPUs therefore never sees itself as not fitting, and
+whoever committed first keeps its GPUs on later resyncs.
+
+Not counted: Pending pods that kubellm does not manage (their product is unknown here), and
+multi-node (pipeline across nodes) replicas beyond their first node (not rendered anyway).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from kubellm.naming import LABEL_INSTANCE, selector_labels
+from kubellm.sizing.inventory import (
+    GPU_RESOURCE,
+    _get,
+    _int,
+    _ready,
+    _used_by_node,
+    inventory_from_nodes,
+    pod_gpu_request,
+)
+from kubellm.sizing.types import Inventory
+
+OWNER_KIND = "LLMDeployment"
+
+# (key, operator, values) of a node selector requirement: In, NotIn, Exists, DoesNotExist
+Requirement = tuple[str, str, tuple[str, ...]]
+Key = tuple[str, str]  # (namespace, LLMDeployment name)
+
+
+@dataclass(frozen=True)
+class Commitment:
+    """``replicas`` pods of ``gpus_per_replica`` GPUs promised to one LLMDeployment."""
+
+    namespace: str
+    owner: str  # the LLMDeployment's name
+    replicas: int
+    gpus_per_replica: int
+    selector: tuple[tuple[str, str], ...]  # the pods' matchLabels
+    node_selector: tuple[tuple[str, str], ...] = ()
+    node_terms: tuple[tuple[Requirement, ...], ...] = ()  # ORed terms of ANDed requirements
+
+    @property
+    def key(self) -> Key:
+        return (self.namespace, self.owner)
+
+    def matches_node(self, labels: Mapping[str, Any]) -> bool:
+        """Whether a pod of this commitment may be scheduled on a node with ``labels``."""
+        if any(labels.get(k) != v for k, v in self.node_selector):
+            return False
+        if not self.node_terms:
+            return True
+        return any(all(_requirement_ok(r, labels) for r in term) for term in self.node_terms)
+
+
+def _requirement_ok(req: Requirement, labels: Mapping[str, Any]) -> bool:
+    key, op, values = req
+    if op == "In":
+        return key in labels and str(labels[key]) in values
+    if op == "NotIn":
+        return key not in labels or str(labels[key]) not in values
+    if op == "Exists":
+        return key in labels
+    if op == "DoesNotExist":
+        return key not in labels
+    return True  # Gt/Lt: not used by kubellm; do not exclude the node
+
+
+def _owner(meta: Mapping[str, Any]) -> str:
+    for ref in meta.get("ownerReferences") or ():
+        if isinstance(ref, Mapping) and ref.get("kind") == OWNER_KIND and ref.get("name"):
+            return str(ref["name"])
+    labels = meta.get("labels") or {}
+    return str(labels.get(LABEL_INSTANCE) or meta.get("name") or "?")
+
+
+def commitment_from_deployment(deployment: Mapping[str, Any]) -> Commitment | None:
+    """The GPUs a serving Deployment asks for; None when it asks for none or is being deleted."""
+    meta: Mapping[str, Any] = deployment.get("metadata") or {}
+    if meta.get("deletionTimestamp"):
+        return None
+    spec: Mapping[str, Any] = deployment.get("spec") or {}
+    replicas = spec.get("replicas", 1)
+    replicas = replicas if isinstance(replicas, int) else 1
+    template: Mapping[str, Any] = spec.get("template") or {}
+    gpus = pod_gpu_request(template)
+    if replicas <= 0 or gpus <= 0:
+        return None
+    pod_spec: Mapping[str, Any] = template.get("spec") or {}
+    terms_raw = _get(pod_spec, "affinity", "nodeAffinity",
+                     "requiredDuringSchedulingIgnoredDuringExecution", "nodeSelectorTerms") or ()
+    terms: list[tuple[Requirement, ...]] = []
+    for term in terms_raw:
+        reqs = tuple(
+            (str(r.get("key")), str(r.get("operator")),
+             tuple(str(v) for v in r.get("values") or ()))
+            for r in (term or {}).get("matchExpressions") or ()
+            if isinstance(r, Mapping)
+        )
+        terms.append(reqs)
+    match = _get(spec, "selector", "matchLabels") or {}
+    return Commitment(
+        namespace=str(meta.get("namespace") or "default"),
+        owner=_owner(meta),
+        replicas=replicas,
+        gpus_per_replica=gpus,
+        selector=tuple(sorted((str(k), str(v)) for k, v in match.items())),
+        node_selector=tuple(sorted((str(k), str(v))
+                                   for k, v in (pod_spec.get("nodeSelector") or {}).items())),
+        node_terms=tuple(terms),
+    )
+
+
+def _live(pod: Mapping[str, Any]) -> bool:
+    return _get(pod, "status", "phase") not in ("Succeeded", "Failed")
+
+
+def _is_own_pod(pod: Mapping[str, Any], own: Key | None) -> bool:
+    if own is None or _get(pod, "metadata", "namespace") != own[0]:
+        return False
+    labels = _get(pod, "metadata", "labels") or {}
+    return all(labels.get(k) == v for k, v in selector_labels(own[1]).items())
+
+
+def _bound(commitment: Commitment, pods: Sequence[Mapping[str, Any]]) -> int:
+    count = 0
+    for pod in pods:
+        meta: Mapping[str, Any] = pod.get("metadata") or {}
+        if meta.get("namespace") != commitment.namespace or meta.get("deletionTimestamp"):
+            continue
+        labels = meta.get("labels") or {}
+        if all(labels.get(k) == v for k, v in commitment.selector) and _live(pod) and _get(
+            pod, "spec", "nodeName"
+        ):
+            count += 1
+    return count
+
+
+def _schedulable_free(nodes: Sequence[Mapping[str, Any]],
+                      used: Mapping[str, int]) -> dict[str, tuple[int, Mapping[str, Any]]]:
+    free: dict[str, tuple[int, Mapping[str, Any]]] = {}
+    for node in nodes:
+        name = str(_get(node, "metadata", "name") or "?")
+        gpus = _int((_get(node, "status", "allocatable") or {}).get(GPU_RESOURCE, 0))
+        if gpus <= 0 or _get(node, "spec", "unschedulable") or not _ready(node):
+            continue
+        free[name] = (max(0, gpus - used.get(name, 0)), _get(node, "metadata", "labels") or {})
+    return free
+
+
+def reserved_by_node(
+    nodes: Sequence[Mapping[str, Any]],
+    pods: Sequence[Mapping[str, Any]],
+    commitments: Sequence[Commitment],
+) -> dict[str, int]:
+    """GPUs per node charged to the unbound replicas of ``commitments`` (see module docstring)."""
+    free = _schedulable_free(nodes, _used_by_node(pods))
+    reserved: dict[str, int] = {}
+    for c in sorted(commitments, key=lambda c: c.key):
+        unbound = max(0, c.replicas - _bound(c, pods))
+        for _ in range(unbound):
+            eligible = [(f, n) for n, (f, labels) in sorted(free.items())
+                        if c.matches_node(labels)]
+            if not eligible:
+                break
+            most, node = max(eligible, key=lambda fn: fn[0])  # the first by name among ties
+            take = min(most, c.gpus_per_replica)
+            reserved[node] = reserved.get(node, 0) + take
+            free[node] = (most - take, free[node][1])
+    return reserved
+
+
+def committed_inventory(
+    nodes: Sequence[Mapping[str, Any]],
+    pods: Sequence[Mapping[str, Any]],
+    commitments: Sequence[Commitment],
+    own: Key | None = None,
+) -> Inventory:
+    """The inventory with free GPUs = allocatable - bound pods - unbound commitments, leaving out
+    everything of ``own`` (its pods, its Deployment, its ledger entry)."""
+    others = [p for p in pods if _live(p) and not _is_own_pod(p, own)]
+    promised = [c for c in commitments if c.key != own]
+    return inventory_from_nodes(nodes, others, reserved=reserved_by_node(nodes, others, promised))
+
+
+def merge_commitments(ledger: Mapping[Key, Commitment],
+                      deployments: Sequence[Mapping[str, Any]]) -> list[Commitment]:
+    """One commitment per LLMDeployment: its ledger entry when it has one (decided by this
+    operator, fresher than a listed Deployment), else its live Deployment's."""
+    out: dict[Key, Commitment] = dict(ledger)
+    for dep in deployments:
+        c = commitment_from_deployment(dep)
+        if c is not None and c.key not in ledger:
+            out[c.key] = c
+    return [out[k] for k in sorted(out)]
