@@ -18,6 +18,17 @@ Order of writes, so nothing is half-created without an explanation in status:
    does not fit / invalid spec: nothing new is created and an existing Deployment is left as is
    (it still runs what last fitted) — the conditions say why.
 
+GPUs are committed first come, first served: the inventory a plan sizes against counts, besides
+the GPUs of bound pods, the GPUs promised to other deployments and not yet held by a bound pod
+(their serving Deployments, and this operator's ledger of plans decided but not applied yet:
+``kubellm.sizing.commitments``), leaving out everything of the deployment being reconciled. A
+plan that fits is entered in the ledger in the same critical section that computed it (one lock
+for the whole operator, held only for inventory + plan, no API calls), so two concurrent
+reconciles cannot both take the last GPUs; a deployment that does not fit any more gets
+``Sized=False`` (``GpusBusy``) and nothing is created for it. The entry is dropped when the plan is
+refused (a live Deployment then speaks for what it holds) or the LLMDeployment is gone
+(``release``).
+
 The shared cache objects carry no ownerReference (several LLMDeployments use them);
 ``kubellm.reconcile.cachegc`` deletes a cache no deployment references after a grace period.
 The serving objects carry a controller ownerReference, so deleting the LLMDeployment lets the
@@ -49,12 +60,20 @@ from kubellm.errors import KubellmError, PermanentError, SpecError, TemporaryErr
 from kubellm.facts import ModelFacts
 from kubellm.reconcile import status
 from kubellm.reconcile.ports import ClusterPort, FactsPort
+from kubellm.sizing.commitments import (
+    Commitment,
+    commitment_from_deployment,
+    committed_inventory,
+    merge_commitments,
+)
 from kubellm.sizing.types import Inventory
 
 log = logging.getLogger("kubellm.reconcile")
 
 KIND = "LLMDeployment"
 POLICY_KIND = "LicensePolicy"
+SERVING_SELECTOR = (f"{naming.LABEL_MANAGED_BY}={naming.MANAGED_BY},"
+                    f"{naming.LABEL_COMPONENT}={naming.COMPONENT_SERVER}")
 
 
 @dataclass
@@ -80,6 +99,7 @@ class Outcome:
     error: KubellmError | None = None
     ready: str = "Unknown"
     timings: dict[str, float] = field(default_factory=dict)  # seconds per phase
+    gpus_released: bool = False  # this deployment now commits fewer GPUs than before
 
     def mark(self, phase: str, since: float) -> float:
         """Add the time since ``since`` to ``phase``; returns now (for the next phase)."""
@@ -137,6 +157,10 @@ class Reconciler:
         self._inventory_builder = inventory_builder
         self._cache_locks: dict[tuple[str, str | None], threading.Lock] = {}
         self._cache_locks_guard = threading.Lock()
+        # GPUs promised by plans this operator decided, per (namespace, LLMDeployment name);
+        # read and written only under _gpu_lock
+        self._ledger: dict[tuple[str, str], Commitment] = {}
+        self._gpu_lock = threading.Lock()
 
     # ---- observe -----------------------------------------------------------------------
     def _facts_for(self, llmd: LLMDeployment, namespace: str) -> ModelFacts:
@@ -163,32 +187,62 @@ class Reconciler:
         self._facts.put(key, facts, now)
         return facts
 
-    def _snapshot(self, kind: str) -> list[dict[str, Any]]:
+    def _snapshot(self, kind: str, api_version: str = "v1",
+                  selector: str | None = None) -> list[dict[str, Any]]:
         now = self.clock()
         fresh, cached = self._snapshots.get(kind, self.settings.inventory_ttl, now)
         if fresh:
             items: list[dict[str, Any]] = cached
             return items
-        items = self.cluster.list("v1", kind)
+        items = self.cluster.list(api_version, kind, None, selector)
         self._snapshots.put(kind, items, now)
         return items
 
-    def inventory(self, exclude_selector: str | None) -> Inventory:
-        """The live GPU inventory; pods of ``exclude_selector`` (this deployment's own serving
-        pods) do not count as using GPUs, so a running deployment never sizes against itself."""
-        nodes = self._snapshot("Node")
-        pods = [
-            p for p in self._snapshot("Pod")
-            if not status.labels_match((p.get("metadata") or {}).get("labels") or {},
-                                       exclude_selector)
-            and (p.get("status") or {}).get("phase") not in ("Succeeded", "Failed")
-        ]
-        builder = self._inventory_builder
-        if builder is None:
-            from kubellm import sizing
+    def _observed(self) -> tuple[list[dict[str, Any]], list[dict[str, Any]],
+                                 list[dict[str, Any]]]:
+        """Nodes, Pods and kubellm serving Deployments (snapshots shared for inventory_ttl)."""
+        deployments = ([] if self._inventory_builder is not None
+                       else self._snapshot("Deployment", "apps/v1", SERVING_SELECTOR))
+        return self._snapshot("Node"), self._snapshot("Pod"), deployments
 
-            builder = sizing.inventory_from_nodes  # type: ignore[attr-defined,unused-ignore]
-        return builder(nodes, pods)
+    def inventory(self, own: tuple[str, str],
+                  observed: tuple[list[dict[str, Any]], list[dict[str, Any]],
+                                  list[dict[str, Any]]] | None = None) -> Inventory:
+        """The live GPU inventory for the LLMDeployment ``own`` (namespace, name): free GPUs
+        are allocatable minus bound pods minus GPUs committed to *other* deployments; its own
+        pods, Deployment and ledger entry do not count, so a running deployment never sizes
+        against itself. Call it under ``_gpu_lock`` when the result is acted on."""
+        nodes, pods, deployments = observed or self._observed()
+        builder = self._inventory_builder
+        if builder is not None:  # tests: a fixed inventory
+            selector = naming.selector_labels(own[1])
+            mine = [p for p in pods if (p.get("metadata") or {}).get("namespace") == own[0]
+                    and all(((p.get("metadata") or {}).get("labels") or {}).get(k) == v
+                            for k, v in selector.items())]
+            return builder(nodes, [p for p in pods if p not in mine])
+        commitments = merge_commitments(self._ledger, deployments)
+        return committed_inventory(nodes, pods, commitments, own)
+
+    def release(self, namespace: str, name: str) -> bool:
+        """The LLMDeployment is gone: its promised GPUs are free (True if it held any)."""
+        with self._gpu_lock:
+            return self._ledger.pop((namespace, name), None) is not None
+
+    def _commit(self, key: tuple[str, str], plan: Any, out: Outcome) -> None:
+        """Enter a deployable plan's serving Deployment in the ledger, or drop a refused one's."""
+        dep = next((o for o in plan.serving_objects if o.get("kind") == "Deployment"), None)
+        found = commitment_from_deployment(dep) if plan.deployable and dep else None
+        old = self._ledger.get(key)
+        if old is not None and old.replicas * old.gpus_per_replica > (
+                found.replicas * found.gpus_per_replica if found else 0):
+            out.gpus_released = True
+        if found is None:
+            self._ledger.pop(key, None)
+        else:
+            self._ledger[key] = Commitment(
+                namespace=key[0], owner=key[1], replicas=found.replicas,
+                gpus_per_replica=found.gpus_per_replica, selector=found.selector,
+                node_selector=found.node_selector, node_terms=found.node_terms)
 
     def invalidate_policies(self) -> None:
         """A LicensePolicy changed: the next reconcile lists them again."""
@@ -273,15 +327,19 @@ class Reconciler:
         namespace, uid = out.namespace, body["metadata"]["uid"]
         mark = time.perf_counter()
         policies = self.policies()
-        inventory = self.inventory(old_status.get("selector"))
+        observed = self._observed()
         mark = out.mark("observe", mark)
         planner = self._planner
         if planner is None:
             from kubellm.planner import plan_deployment
 
             planner = plan_deployment
-        plan = planner(llmd, facts, policies, inventory, cache_complete=None,
-                       image=self.settings.image)
+        key = (namespace, out.name)
+        with self._gpu_lock:  # decide and commit GPUs atomically (no API calls in here)
+            inventory = self.inventory(key, observed)
+            plan = planner(llmd, facts, policies, inventory, cache_complete=None,
+                           image=self.settings.image)
+            self._commit(key, plan, out)
         mark = out.mark("plan", mark)
 
         # 1. the shared cache
