@@ -13,7 +13,11 @@ lock (never on a diff):
   daemon, and a finalizer blocks ``kubectl delete`` whenever the operator is down;
 - child watchers: a kubellm Deployment/Service changing requeues its owner (drift repair,
   readiness into status); a cache Job/PVC changing requeues every LLMDeployment of that cache;
-- a LicensePolicy changing requeues every LLMDeployment (the licence is re-decided each time).
+- a LicensePolicy changing requeues every LLMDeployment (the licence is re-decided each time);
+- GPUs freed: a deployment refused with ``Sized=False/GpusBusy`` waits in ``gpu_waiting``; it is
+  requeued when an LLMDeployment is deleted (its ledger entry released), when a kubellm serving
+  Deployment is deleted or scaled down, and every ``GPU_WAIT_SECONDS`` (pods of other workloads
+  finishing are not watched).
 
 Requeued keys go through a small coalescing queue (a key already waiting is not added twice) and a
 thread pool, because the kubernetes client is synchronous. No finalizer is used: serving objects
@@ -56,6 +60,7 @@ MANAGED_SELECTOR = f"{naming.LABEL_MANAGED_BY}={naming.MANAGED_BY}"
 WATCHED_KINDS = {PLURAL: KIND, "deployments": "Deployment", "services": "Service",
                  "jobs": "Job", "persistentvolumeclaims": "PersistentVolumeClaim"}
 Key = tuple[str, str]
+GPU_WAIT_SECONDS = 30.0  # re-check of a deployment waiting for GPUs (at most the resync period)
 
 
 @dataclass
@@ -130,7 +135,10 @@ class Runtime:
         self.queue: asyncio.Queue[tuple[Key, str]] = asyncio.Queue()
         self.pending: set[Key] = set()
         self.failures: dict[Key, int] = {}  # consecutive temporary failures (backoff)
+        self.gpu_waiting: set[Key] = set()  # refused with Sized=False/GpusBusy
+        self.gpu_timers: set[Key] = set()  # waiting keys with a re-check scheduled
         self.tasks: list[asyncio.Task[None]] = []
+        self.loop: asyncio.AbstractEventLoop | None = None
 
     # ---- one reconcile -----------------------------------------------------------------
     def _lock(self, key: Key) -> threading.Lock:
@@ -146,6 +154,9 @@ class Runtime:
                 body = self.cluster.get(API_VERSION, KIND, name, namespace)
                 if body is None or body["metadata"].get("deletionTimestamp"):
                     self.metrics.observe_status(key, None)
+                    self.gpu_waiting.discard(key)
+                    if self.reconciler.release(namespace, name):
+                        self.threadsafe(self.requeue_gpu_waiting, "gpus-freed")
                     return None  # gone or going: ownerReferences + the GC do the rest
                 outcome = self.reconciler.reconcile(body)
             except KubellmError as exc:
@@ -163,6 +174,9 @@ class Runtime:
                 self.metrics.phases.labels(phase=phase).observe(seconds)
             if outcome.status:
                 self.metrics.observe_status(key, outcome.status)
+                self.note_gpu_wait(key, outcome.status)
+            if outcome.gpus_released:
+                self.threadsafe(self.requeue_gpu_waiting, "gpus-freed")
             if outcome.applied or outcome.status_written or outcome.error:
                 log.info("%s/%s [%s]: ready=%s applied=%s status=%s%s", namespace, name, trigger,
                          outcome.ready, outcome.applied or "-",
@@ -170,6 +184,36 @@ class Runtime:
                          f" error={outcome.error.reason}: {outcome.error}" if outcome.error
                          else "")
             return outcome
+
+    # ---- waiting for GPUs --------------------------------------------------------------
+    def note_gpu_wait(self, key: Key, status: dict[str, Any]) -> None:
+        """Track deployments refused for busy GPUs and schedule their re-check."""
+        sized: dict[str, Any] = next(
+            (c for c in status.get("conditions") or [] if c.get("type") == "Sized"), {})
+        if sized.get("status") == "False" and sized.get("reason") == "GpusBusy":
+            self.gpu_waiting.add(key)
+            if key not in self.gpu_timers:
+                self.gpu_timers.add(key)
+                delay = min(GPU_WAIT_SECONDS, self.options.resync_seconds)
+                self.threadsafe(self._gpu_recheck, key, delay)
+        else:
+            self.gpu_waiting.discard(key)
+
+    def _gpu_recheck(self, key: Key, delay: float) -> None:
+        def fire() -> None:
+            self.gpu_timers.discard(key)
+            if key in self.gpu_waiting:
+                self.requeue(key, "gpus")
+
+        asyncio.get_running_loop().call_later(delay, fire)
+
+    def requeue_gpu_waiting(self, trigger: str) -> None:
+        self.requeue_many(list(self.gpu_waiting), trigger)
+
+    def threadsafe(self, func: Any, *args: Any) -> None:
+        """Run ``func(*args)`` on the event loop (from a reconcile thread, or on the loop)."""
+        if self.loop is not None:
+            self.loop.call_soon_threadsafe(func, *args)
 
     # ---- the requeue queue -------------------------------------------------------------
     def requeue(self, key: Key, trigger: str, delay: float = 0.0) -> None:
@@ -226,6 +270,7 @@ class Runtime:
         return [k for k, v in self.known.items() if k[0] == namespace and v == key and key]
 
     def start(self) -> None:
+        self.loop = asyncio.get_running_loop()
         for _ in range(self.options.workers):
             self.tasks.append(asyncio.create_task(self.worker()))
         self.tasks.append(asyncio.create_task(self.resync_loop()))
@@ -333,6 +378,7 @@ async def llmd_event(type: str, body: kopf.Body, name: str, namespace: str | Non
         rt.known.pop(key, None)
         rt.failures.pop(key, None)
         rt.metrics.observe_status(key, None)
+        rt.requeue(key, "deleted")  # releases its GPUs under its own lock, then wakes waiters
         return
     status = body.get("status") or {}
     rt.known[key] = (status.get("cache") or {}).get("key")
@@ -364,7 +410,16 @@ async def serving_child_event(type: str, body: kopf.Body, namespace: str | None,
     rt = _runtime
     if rt is None:
         return
+    freed = False
+    if resource.plural == "deployments" and type is not None:
+        meta = body.get("metadata", {})
+        old = rt.cluster.cached("Deployment", meta.get("name", ""), namespace)
+        before = ((old or {}).get("spec") or {}).get("replicas") or 0
+        after = (body.get("spec") or {}).get("replicas") or 0
+        freed = type == "DELETED" or after < before
     _observe(rt, event, resource)
+    if freed:
+        rt.requeue_gpu_waiting("gpus-freed")
     if type is None:
         return
     for key in _owner_keys(body, namespace or "default"):
