@@ -62,8 +62,12 @@ def test_three_whole_node_deployments_on_two_nodes(cluster: Any, ns: str) -> Non
         busy = [n for n, s in st.items() if s == ("Sized=False", "GpusBusy")]
         return st if len(ready) == 2 and len(busy) == 1 else None
 
-    st = wait_until(settled, 180, what="two Ready and one GpusBusy")
-    assert st is not None
+    try:
+        st = wait_until(settled, 180, what="two Ready and one GpusBusy")
+    except AssertionError:
+        pending = [p["metadata"]["name"] for p in items(cluster, "pods", ns)
+                   if not p["spec"].get("nodeName")]
+        raise AssertionError(f"states {states(cluster, ns)}; Pending pods {pending}") from None
     waiting = next(n for n, s in st.items() if s and s[0] == "Sized=False")
     ready = [n for n in NAMES if n != waiting]
     sized = condition(get_llmd(cluster, ns, waiting), "Sized")
