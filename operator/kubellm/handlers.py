@@ -124,6 +124,11 @@ class Runtime:
         self.cluster = CachingCluster(self.api, set(WATCHED_KINDS.values()))
         self.reconciler = Reconciler(
             self.cluster, FactsResolver().resolve, Settings(image=options.image))
+        try:  # GPUs promised before a restart stay promised (see Reconciler.seed)
+            seeded = self.reconciler.seed(self.cluster.list(API_VERSION, KIND, options.namespace))
+            log.info("GPU ledger seeded with %d deployment(s) from their status", seeded)
+        except KubellmError as exc:
+            log.warning("GPU ledger not seeded (%s); first reconciles re-enter it", exc)
         self.collector = CacheCollector(self.cluster, options.cache_grace_seconds,
                                         time.monotonic)
         self.known: dict[Key, str | None] = {}  # LLMDeployment -> its status.cache.key

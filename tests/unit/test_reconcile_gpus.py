@@ -36,6 +36,8 @@ class WholeNodePlanner(ScriptedPlanner):
         if not any(f >= 8 for f in frees):
             return replace(plan, refusal_reason="GpusBusy", objects=(), cache_objects=(),
                            serving_objects=(), refusal=f"free per node: {frees}; needs 8")
+        plan = replace(plan, sizing=replace(plan.sizing, gpu_type=H100, gpus_per_replica=8,
+                                            tensor_parallel_size=8))
         dep = plan.serving_objects[0]
         spec = dep["spec"]["template"]["spec"]
         spec["containers"][0]["resources"] = {"limits": {"nvidia.com/gpu": "8"}}
@@ -114,3 +116,26 @@ def test_scaling_down_reports_released_gpus() -> None:
     body = cluster.body("a")
     body["spec"]["replicas"] = 1
     assert rec.reconcile(body).gpus_released
+
+
+def test_a_restart_keeps_gpus_promised_to_deployments_still_downloading() -> None:
+    """a and b fit and wait for their download (no Deployment yet); the operator restarts and
+    reconciles c first: seeded from the status, the ledger still holds a's and b's GPUs."""
+    cluster, rec = make()
+    for n in ("a", "b"):
+        cluster.put(llmd(n))
+        rec.reconcile(cluster.body(n))
+    assert deployments(cluster) == []
+    cluster.put(llmd("c"))
+    restarted = Reconciler(cluster, facts_for, planner=WholeNodePlanner(),
+                           now=lambda: datetime(2026, 11, 27, tzinfo=UTC))
+    assert restarted.seed(cluster.list("kubellm.io/v1alpha1", "LLMDeployment")) == 2
+    restarted.reconcile(cluster.body("c"))
+    assert sized(cluster, "c") == "False/GpusBusy"
+    restarted.reconcile(cluster.body("a"))  # a still fits: its own entry does not count
+    assert sized(cluster, "a") == "True/Fits"
+    # without the seed, c would have taken a node promised to a or b
+    cold = Reconciler(cluster, facts_for, planner=WholeNodePlanner(),
+                      now=lambda: datetime(2026, 11, 27, tzinfo=UTC))
+    cold.reconcile(cluster.body("c"))
+    assert sized(cluster, "c") == "True/Fits"

@@ -8,6 +8,7 @@ from kubellm import naming
 from kubellm.sizing.commitments import (
     Commitment,
     commitment_from_deployment,
+    commitment_from_status,
     committed_inventory,
     merge_commitments,
     reserved_by_node,
@@ -149,3 +150,18 @@ def test_the_ledger_is_fresher_than_a_listed_deployment() -> None:
     assert [(c.owner, c.replicas) for c in merged] == [("a", 2), ("b", 1)]
     inv = committed_inventory(NODES, [], merged, own=("team", "c"))
     assert free(inv) == {"h1": 0, "h2": 0}  # 3 x 8 promised on 2 nodes: charged until full
+
+
+def test_commitment_from_status() -> None:
+    def obj(sized: str, **extra: Any) -> dict[str, Any]:
+        return {"metadata": {"name": "a", "namespace": "team", **extra},
+                "spec": {"replicas": 2, "nodeSelector": {"pool": "x"}},
+                "status": {"conditions": [{"type": "Sized", "status": sized}],
+                           "sizing": {"gpuType": H100, "gpusPerReplica": 8}}}
+
+    c = commitment_from_status(obj("True"))
+    assert c is not None and c.key == ("team", "a") and (c.replicas, c.gpus_per_replica) == (2, 8)
+    assert c.matches_node({"nvidia.com/gpu.product": H100, "pool": "x"})
+    assert not c.matches_node({"nvidia.com/gpu.product": A100, "pool": "x"})
+    assert commitment_from_status(obj("False")) is None
+    assert commitment_from_status(obj("True", deletionTimestamp="2026-11-27T11:00:00Z")) is None

@@ -27,7 +27,7 @@ for the whole operator, held only for inventory + plan, no API calls), so two co
 reconciles cannot both take the last GPUs; a deployment that does not fit any more gets
 ``Sized=False`` (``GpusBusy``) and nothing is created for it. The entry is dropped when the plan is
 refused (a live Deployment then speaks for what it holds) or the LLMDeployment is gone
-(``release``).
+(``release``). At start-up the ledger is seeded from the LLMDeployments' status (``seed``).
 
 The shared cache objects carry no ownerReference (several LLMDeployments use them);
 ``kubellm.reconcile.cachegc`` deletes a cache no deployment references after a grace period.
@@ -63,6 +63,7 @@ from kubellm.reconcile.ports import ClusterPort, FactsPort
 from kubellm.sizing.commitments import (
     Commitment,
     commitment_from_deployment,
+    commitment_from_status,
     committed_inventory,
     merge_commitments,
 )
@@ -222,6 +223,19 @@ class Reconciler:
             return builder(nodes, [p for p in pods if p not in mine])
         commitments = merge_commitments(self._ledger, deployments)
         return committed_inventory(nodes, pods, commitments, own)
+
+    def seed(self, llmds: list[dict[str, Any]]) -> int:
+        """At start-up: enter what each LLMDeployment's status says it was promised (Sized=True)
+        in the ledger, so a restart does not hand GPUs of deployments still downloading to
+        whoever is reconciled first. Returns the number of entries added."""
+        added = 0
+        with self._gpu_lock:
+            for obj in llmds:
+                found = commitment_from_status(obj)
+                if found is not None and found.key not in self._ledger:
+                    self._ledger[found.key] = found
+                    added += 1
+        return added
 
     def release(self, namespace: str, name: str) -> bool:
         """The LLMDeployment is gone: its promised GPUs are free (True if it held any)."""

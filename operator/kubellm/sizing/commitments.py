@@ -23,6 +23,10 @@ counts on a block a pending replica may take.
 ledger entry. A deployment already holding GPUs therefore never sees itself as not fitting, and
 whoever committed first keeps its GPUs on later resyncs.
 
+After an operator restart the ledger is seeded from the LLMDeployments' status
+(``commitment_from_status``: Sized=True, the recorded GPU type and GPUs per replica,
+``spec.replicas``), so a deployment still downloading its model keeps the GPUs it was promised.
+
 Not counted: Pending pods that kubellm does not manage (their product is unknown here), and
 multi-node (pipeline across nodes) replicas beyond their first node (not rendered anyway).
 """
@@ -36,6 +40,7 @@ from typing import Any
 from kubellm.naming import LABEL_INSTANCE, selector_labels
 from kubellm.sizing.inventory import (
     GPU_RESOURCE,
+    PRODUCT_LABEL,
     _get,
     _int,
     _ready,
@@ -132,6 +137,36 @@ def commitment_from_deployment(deployment: Mapping[str, Any]) -> Commitment | No
         node_selector=tuple(sorted((str(k), str(v))
                                    for k, v in (pod_spec.get("nodeSelector") or {}).items())),
         node_terms=tuple(terms),
+    )
+
+
+def commitment_from_status(llmd: Mapping[str, Any]) -> Commitment | None:
+    """What an LLMDeployment was promised, from its status (Sized=True and status.sizing);
+    None when it was not, is being deleted, or asks for no GPUs. Its GPU is matched on the GFD
+    product label, plus its spec.nodeSelector."""
+    meta: Mapping[str, Any] = llmd.get("metadata") or {}
+    status: Mapping[str, Any] = llmd.get("status") or {}
+    spec: Mapping[str, Any] = llmd.get("spec") or {}
+    if meta.get("deletionTimestamp") or not meta.get("name"):
+        return None
+    sized = next((c for c in status.get("conditions") or ()
+                  if isinstance(c, Mapping) and c.get("type") == "Sized"), None)
+    sizing: Mapping[str, Any] = status.get("sizing") or {}
+    product, gpus = sizing.get("gpuType"), _int(sizing.get("gpusPerReplica"))
+    replicas = spec.get("replicas", 1)
+    replicas = replicas if isinstance(replicas, int) else 1
+    if not sized or sized.get("status") != "True" or not product or gpus <= 0 or replicas <= 0:
+        return None
+    name = str(meta["name"])
+    return Commitment(
+        namespace=str(meta.get("namespace") or "default"),
+        owner=name,
+        replicas=replicas,
+        gpus_per_replica=gpus,
+        selector=tuple(sorted(selector_labels(name).items())),
+        node_selector=tuple(sorted((str(k), str(v))
+                                   for k, v in (spec.get("nodeSelector") or {}).items())),
+        node_terms=(((PRODUCT_LABEL, "In", (str(product),)),),),
     )
 
 
