@@ -8,12 +8,26 @@ Ready ones lets the third in. Same operator process and fixtures as ``test_opera
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from test_operator import get_llmd, hub, ns, operator, wait_ready  # noqa: F401 (fixtures)
-from test_operator_helpers import apply_manifest, condition, get_json, items, llmd, wait_until
+from test_operator_helpers import (
+    apply_manifest,
+    condition,
+    get_json,
+    items,
+    llmd,
+    policy,
+    wait_until,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -46,7 +60,21 @@ def states(cluster: Any, namespace: str) -> dict[str, tuple[str, str] | None]:
     return out
 
 
-def test_three_whole_node_deployments_on_two_nodes(cluster: Any, ns: str) -> None:  # noqa: F811
+def plan(cluster: Any, hub_endpoint: str, namespace: str, doc: dict[str, Any],
+         tmp: Path) -> dict[str, Any]:
+    """``kubellm plan --kubeconfig`` of ``doc``: it must count GPUs as the operator does."""
+    path = tmp / f"{doc['metadata']['name']}.yaml"
+    path.write_text(yaml.safe_dump_all([policy(f"pol-{namespace}", [namespace]), doc]))
+    done = subprocess.run(
+        [sys.executable, "-m", "kubellm", "plan", "-f", str(path), "--kubeconfig",
+         cluster.kubeconfig, "-o", "json"], capture_output=True, text=True, check=False,
+        env={**os.environ, "HF_ENDPOINT": hub_endpoint, "HF_TOKEN": "hf_good"})
+    report: dict[str, Any] = json.loads(done.stdout)
+    return report
+
+
+def test_three_whole_node_deployments_on_two_nodes(cluster: Any, ns: str,  # noqa: F811
+                                                   hub: Any, tmp_path: Path) -> None:  # noqa: F811
     nodes = h100_nodes(cluster)
     assert len(nodes) == 2, nodes
     # earlier tests' namespaces are deleted asynchronously: start from empty H100 nodes
@@ -86,6 +114,13 @@ def test_three_whole_node_deployments_on_two_nodes(cluster: Any, ns: str) -> Non
         assert sorted(p["spec"]["nodeName"] for p in pods) == sorted(nodes)
 
     check_no_pending()
+    # `kubellm plan` against the cluster says the same: the waiting one does not fit now, a
+    # running one still fits (its own GPUs do not count against it)
+    by_name = {d["metadata"]["name"]: d for d in docs}
+    refused = plan(cluster, hub.endpoint, ns, by_name[waiting], tmp_path)
+    assert (refused["refusal"] or {}).get("reason") == "GpusBusy", refused.get("refusal")
+    kept = plan(cluster, hub.endpoint, ns, by_name[ready[0]], tmp_path)
+    assert kept["deployable"] and kept["sizing"]["gpuType"] == H100, kept.get("refusal")
     time.sleep(7)  # two resyncs (3 s): whoever was first keeps its GPUs, the third still waits
     assert states(cluster, ns) == st
     check_no_pending()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -105,11 +106,27 @@ def load_inventory(args: argparse.Namespace) -> Any:
     return sizing.default_inventory()
 
 
+@dataclass(frozen=True)
+class ClusterSnapshot:
+    """Nodes, pods and kubellm serving Deployments of a live cluster, read once per plan run."""
+
+    nodes: list[dict[str, Any]]
+    pods: list[dict[str, Any]]
+    deployments: list[dict[str, Any]]
+
+    def inventory(self, own: tuple[str, str] | None = None) -> Any:
+        """Free GPUs as the operator counts them for ``own`` (kubellm.sizing.commitments)."""
+        from kubellm.sizing.commitments import committed_inventory, merge_commitments
+
+        promised = merge_commitments({}, self.deployments)
+        return committed_inventory(self.nodes, self.pods, promised, own)
+
+
 def _cluster_inventory(kubeconfig: str) -> Any:
-    """Nodes and pods of a live cluster -> Inventory (read-only: list nodes, list pods)."""
+    """Nodes, pods and serving Deployments of a live cluster (read-only lists) -> the
+    inventory with committed GPUs; ``run`` re-derives it per deployment (its own GPUs free)."""
     from kubernetes import client, config
 
-    from kubellm import sizing
     from kubellm.errors import ClusterError
 
     try:
@@ -123,8 +140,17 @@ def _cluster_inventory(kubeconfig: str) -> Any:
         raise ClusterError(
             f"cannot read Nodes/Pods with --kubeconfig {kubeconfig}: {exc}"
         ) from None
+    try:  # GPUs promised to kubellm deployments whose pods are not all bound yet
+        deployments = client.AppsV1Api(api_client).list_deployment_for_all_namespaces(
+            label_selector="app.kubernetes.io/managed-by=kubellm,app.kubernetes.io/component=server",
+            _request_timeout=10,
+        ).items
+    except Exception:  # e.g. no RBAC to list Deployments: size against bound pods only
+        deployments = []
     to_dict = api_client.sanitize_for_serialization
-    return sizing.inventory_from_nodes([to_dict(n) for n in nodes], [to_dict(p) for p in pods])
+    snapshot = ClusterSnapshot([to_dict(n) for n in nodes], [to_dict(p) for p in pods],
+                               [to_dict(d) for d in deployments])
+    return snapshot
 
 
 def build_report(plan: Any) -> dict[str, Any]:
@@ -172,7 +198,8 @@ def run(args: argparse.Namespace) -> int:
         from kubellm.errors import SpecError
 
         raise SpecError("-f", "no LLMDeployment found in the input")
-    inventory = load_inventory(args)
+    loaded = load_inventory(args)
+    inventory = loaded.inventory() if isinstance(loaded, ClusterSnapshot) else loaded
 
     from kubellm.modelinfo import FactsResolver
 
@@ -192,7 +219,9 @@ def run(args: argparse.Namespace) -> int:
             ok = False
             reports.append(_facts_failure(llmd, exc))
             continue
-        plan = plan_deployment(llmd, facts, manifests.policies, inventory)
+        own = (llmd.metadata.namespace or "default", llmd.metadata.name or "unnamed")
+        sized_against = loaded.inventory(own) if isinstance(loaded, ClusterSnapshot) else inventory
+        plan = plan_deployment(llmd, facts, manifests.policies, sized_against)
         ok = ok and plan.deployable
         reports.append(build_report(plan))
 
