@@ -19,7 +19,8 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     HOME=/tmp \
-    HF_HOME=/tmp/huggingface
+    HF_HOME=/tmp/huggingface \
+    MALLOC_ARENA_MAX=2
 RUN groupadd --system --gid 10001 kubellm \
  && useradd --system --uid 10001 --gid 10001 --no-create-home --home-dir /tmp \
       --shell /usr/sbin/nologin kubellm

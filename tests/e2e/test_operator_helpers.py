@@ -91,7 +91,9 @@ class OperatorProcess:
 
     def start(self) -> OperatorProcess:
         env = {**os.environ, "KUBECONFIG": str(self.kubeconfig), "HF_ENDPOINT": self.hub_endpoint,
-               "HF_HUB_DISABLE_TELEMETRY": "1", "HF_HUB_ETAG_TIMEOUT": "5", **self.env}
+               "HF_HUB_DISABLE_TELEMETRY": "1", "HF_HUB_ETAG_TIMEOUT": "5",
+               "MALLOC_ARENA_MAX": "2",  # as the image and the chart set it
+               **self.env}
         env.pop("HF_HUB_OFFLINE", None)
         cmd = [sys.executable, "-m", "kubellm", "run", "--kubeconfig", str(self.kubeconfig),
                "--metrics-port", str(self.metrics_port), *self.args]

@@ -329,6 +329,7 @@ def test_security_context_and_resources(render: Callable[..., list[dict[str, Any
     mounts = {m["mountPath"] for m in container["volumeMounts"]}
     env = {e["name"]: e.get("value") for e in container["env"]}
     assert env["HOME"] == "/tmp" and "/tmp" in mounts, "a read-only root needs a writable HOME"
+    assert env["MALLOC_ARENA_MAX"] == "2", "per-thread malloc arenas inflate the operator's RSS"
 
 
 def test_metrics_service_selects_the_operator(render: Callable[..., list[dict[str, Any]]]) -> None:
