@@ -32,6 +32,10 @@ local DEGRADED = {
   LicenseDenied = true,
   DoesNotFit = true,
   Unsupported = true,
+  -- the GPUs exist but other deployments hold them (kubellm.sizing: free them or add nodes)
+  GpusBusy = true,
+  -- the plan needs a kind the cluster does not serve (multi-node: LeaderWorkerSet)
+  KindNotServed = true,
   -- the download Job gave up (CacheReady copies the Job's Failed reason)
   DownloadFailed = true,
   BackoffLimitExceeded = true,

@@ -114,7 +114,11 @@ def _reasons(base: type[errors.KubellmError]) -> set[str]:
 
 
 @pytest.mark.parametrize(
-    "reason", sorted(_reasons(errors.PermanentError) | {"DownloadFailed", "BackoffLimitExceeded"})
+    "reason",
+    sorted(
+        _reasons(errors.PermanentError)
+        | {"DownloadFailed", "BackoffLimitExceeded", "GpusBusy", "KindNotServed"}
+    ),
 )
 def test_every_permanent_error_reason_is_degraded(reason: str) -> None:
     """Reasons from kubellm.errors' permanent branch: retrying cannot help, so Degraded."""
