@@ -8,7 +8,9 @@ operator does. Steps, in order; the first that refuses decides the refusal reaso
 3. runtime: explicit, or chosen by quantization (``kubellm.runtimes.choose_runtime``);
 4. sizing against the inventory (``kubellm.sizing.size``);
 5. runtime x quantization x GPU support check;
-6. objects: the shared cache (PVC + download Job) and the serving Deployment + Service.
+6. objects: the shared cache (PVC + download Job) and the serving Deployment + Service, or a
+   LeaderWorkerSet + Service when one replica spans several nodes (vLLM only; a runtime that
+   cannot span nodes is refused as Unsupported when vLLM would fit that way).
 
 A denied (Enforce) or unfit deployment gets no objects at all: nothing half-created.
 """
@@ -113,6 +115,9 @@ def plan_deployment(
     if not decision.allowed:
         return _refuse(base, "LicenseDenied", _denials(decision))
     if not result.fits:
+        multi = _multi_node_instead(runtime, facts, spec, inventory)
+        if multi is not None:
+            return _refuse(base, "Unsupported", multi)
         return _refuse(base, result.reason or "DoesNotFit", result.message)
 
     gpu = sizing.lookup_gpu(result.gpu_type) if result.gpu_type else None
@@ -150,6 +155,32 @@ def plan_deployment(
         objects=objects,
         cache_key=cache_ref.key if cache_ref else None,
         cache=cache_ref,
+    )
+
+
+def _multi_node_instead(
+    runtime: Any, facts: ModelFacts, spec: Any, inventory: Inventory
+) -> str | None:
+    """Why a runtime that cannot span nodes (TGI) is refused when vLLM would fit across several
+    nodes; None when that is not the case (then the sizing's own refusal stands)."""
+    from kubellm import sizing
+    from kubellm.runtimes import DEFAULT_RUNTIME
+
+    if runtime.multi_node:
+        return None
+    try:
+        alt = sizing.size(facts, spec, inventory, runtime=DEFAULT_RUNTIME)
+    except PermanentError:
+        return None
+    nodes = alt.nodes_per_replica or 1
+    if not alt.fits or nodes <= 1:
+        return None
+    return (
+        f"spec.runtime: runtime {runtime.name} cannot run one replica across several nodes (no "
+        f"pipeline parallelism), and {facts.repo} needs {alt.gpus_per_replica} x "
+        f"{alt.gpu_type} per replica ({nodes} nodes). vLLM can (a LeaderWorkerSet with Ray: tp "
+        f"{alt.tensor_parallel_size} x pp {alt.pipeline_parallel_size}). Fix: set spec.runtime "
+        f"to vllm or auto, or a GPU type with more memory in spec.gpu.type."
     )
 
 

@@ -111,14 +111,17 @@ def sizing(
     gpu: GpuType,
     *,
     tp: int = 1,
+    pp: int = 1,
+    nodes: int = 1,
     max_model_len: int = 16384,
     kv: str = "auto",
     weight_bytes: int | None = None,
     fits: bool = True,
 ) -> SizingResult:
     return SizingResult(
-        fits=fits, quant=quant, gpu_type=gpu.product, gpus_per_replica=tp, tensor_parallel_size=tp,
-        pipeline_parallel_size=1, max_model_len=max_model_len, kv_cache_dtype=kv,
+        fits=fits, quant=quant, gpu_type=gpu.product, gpus_per_replica=tp * pp,
+        tensor_parallel_size=tp, pipeline_parallel_size=pp, nodes_per_replica=nodes,
+        max_model_len=max_model_len, kv_cache_dtype=kv,
         memory_utilization=0.9, total_weight_bytes=weight_bytes,
         message="test sizing" if fits else "needs 2 x 80 GiB, the cluster has 1",
     )  # fmt: skip
@@ -135,6 +138,8 @@ class Case:
     gpu: GpuType
     spec: dict[str, Any]
     tp: int = 1
+    pp: int = 1
+    nodes: int = 1  # > 1: one replica across nodes (vLLM: LeaderWorkerSet)
     max_model_len: int = 16384
     kv: str = "auto"
     replicas: int | None = None
@@ -158,7 +163,8 @@ class Case:
             spec=spec,
             facts=self.facts,
             sizing=sizing(
-                self.quant, self.gpu, tp=self.tp, max_model_len=self.max_model_len, kv=self.kv,
+                self.quant, self.gpu, tp=self.tp, pp=self.pp, nodes=self.nodes,
+                max_model_len=self.max_model_len, kv=self.kv,
                 weight_bytes=self.facts.weight_bytes,
             ),
             cache=self.cache(),
@@ -188,5 +194,7 @@ def cases() -> list[Case]:
             Case(f"{rt}-awq", rt, llama_70b_awq(), AWQ, L40S, {}, max_model_len=8192),
             Case(f"{rt}-gptq", rt, qwen_7b_gptq(), GPTQ, T4, {}, max_model_len=8192),
             Case(f"{rt}-gguf", rt, llama_8b_gguf(), GGUF_Q4, L4, {}, max_model_len=8192),
+            Case(f"{rt}-multinode", rt, llama_70b(), BF16, H100, {**TOKEN, "replicas": 2},
+                 tp=8, pp=2, nodes=2, max_model_len=8192),
         ]  # fmt: skip
     return out

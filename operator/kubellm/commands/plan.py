@@ -161,6 +161,7 @@ def build_report(plan: Any) -> dict[str, Any]:
     if plan.sizing is not None:
         sizing = plan.sizing.to_status().model_dump(by_alias=True, mode="json")
         sizing["considered"] = list(plan.sizing.considered)
+        sizing["nodesPerReplica"] = plan.sizing.nodes_per_replica or 1
     return {
         "name": plan.name,
         "namespace": plan.namespace,

@@ -70,7 +70,8 @@ def _one(console: Console, r: dict[str, Any], inv_source: str, show_objects: boo
             console.print(
                 f"gpus     {s.get('gpusPerReplica')} x {s.get('gpuType')} per replica"
                 f"  (tp={s.get('tensorParallelSize')}, pp={s.get('pipelineParallelSize')})"
-                f"  maxModelLen={s.get('maxModelLen')}  concurrency={s.get('concurrency')}"
+                + _across(s.get("nodesPerReplica"))
+                + f"  maxModelLen={s.get('maxModelLen')}  concurrency={s.get('concurrency')}"
                 f"  quantization={s.get('quantization')}  runtime={r.get('runtime')}"
             )
         if s.get("message"):
@@ -85,3 +86,10 @@ def _one(console: Console, r: dict[str, Any], inv_source: str, show_objects: boo
         if show_objects:
             console.print(yaml.safe_dump_all(objs, sort_keys=False), markup=False)
     console.print()
+
+
+def _across(nodes: Any) -> str:
+    """`` across N nodes (LeaderWorkerSet)`` for a replica spanning several nodes, else ''."""
+    if isinstance(nodes, int) and nodes > 1:
+        return f"  across {nodes} nodes (LeaderWorkerSet)"
+    return ""

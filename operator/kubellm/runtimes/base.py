@@ -99,7 +99,18 @@ class RenderContext:
 
     @property
     def gpus(self) -> int:
+        """GPUs of one replica (all its pods together)."""
         return self.sizing.gpus_per_replica or self.tp * self.pp
+
+    @property
+    def nodes(self) -> int:
+        """Nodes (pods) one replica spans: > 1 means multi-node serving (a LeaderWorkerSet)."""
+        return self.sizing.nodes_per_replica or 1
+
+    @property
+    def gpus_per_pod(self) -> int:
+        """GPUs each serving pod requests: one replica's GPUs spread evenly over its nodes."""
+        return self.gpus // self.nodes if self.nodes > 1 else self.gpus
 
     @property
     def revision(self) -> str:
@@ -156,6 +167,7 @@ class Runtime(ABC):
     """One serving runtime. Subclasses give ``name`` and the server's ``args`` / ``extra_env``."""
 
     name: str
+    multi_node: bool = False  # can one replica span several nodes (rendered as a LeaderWorkerSet)
 
     @property
     def info(self) -> RuntimeInfo:
@@ -228,6 +240,13 @@ class Runtime(ABC):
             raise UnsupportedError(
                 f"spec.cache.enabled: runtime {self.name} serves {ctx.quant.method} from a local "
                 f"file, so it needs the model cache. Fix: set spec.cache.enabled: true."
+            )
+        if ctx.nodes > 1 and not self.multi_node:
+            raise UnsupportedError(
+                f"spec.runtime: runtime {self.name} cannot run one replica across several nodes, "
+                f"and the sizing needs {ctx.nodes} nodes x {ctx.gpus_per_pod} GPUs (tp {ctx.tp} "
+                f"x pp {ctx.pp}). vLLM can (a LeaderWorkerSet with Ray). Fix: set spec.runtime "
+                f"to vllm or auto, or a GPU type with more memory in spec.gpu.type."
             )
         if self.info.no_pipeline_parallel and ctx.pp > 1:
             raise UnsupportedError(
@@ -314,7 +333,7 @@ class Runtime(ABC):
                 )
             values = {str(k): v for k, v in given.items()}
             if section == "limits" or GPU_RESOURCE in values:
-                values[GPU_RESOURCE] = str(ctx.gpus)
+                values[GPU_RESOURCE] = str(ctx.gpus_per_pod)
             if values:
                 out[section] = dict(sorted(values.items()))
         for key in sorted(k for k in user if k not in ("limits", "requests")):
@@ -325,7 +344,7 @@ class Runtime(ABC):
         """The serving container."""
         self.check(ctx)
         mounts: list[dict[str, Any]] = []
-        if ctx.gpus > 1:
+        if ctx.gpus_per_pod > 1:
             mounts.append({"name": "dshm", "mountPath": "/dev/shm"})
         cache_mount: dict[str, Any] = {"name": "model-cache", "mountPath": MODEL_MOUNT}
         if ctx.cache is not None:
@@ -345,7 +364,8 @@ class Runtime(ABC):
 
     def volumes(self, ctx: RenderContext) -> list[dict[str, Any]]:
         volumes: list[dict[str, Any]] = []
-        if ctx.gpus > 1:  # NCCL between the GPUs of one pod needs more than the 64 MiB default
+        # NCCL between the GPUs of one pod needs more than the 64 MiB default
+        if ctx.gpus_per_pod > 1:
             volumes.append(
                 {"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": self.info.shm_size}}
             )
@@ -383,14 +403,19 @@ class Runtime(ABC):
         ]
         return ours + [t for t in ctx.spec.tolerations if t not in ours]
 
-    def pod_annotations(self, ctx: RenderContext) -> dict[str, str]:
+    def pod_annotations(self, ctx: RenderContext, *, scrape: bool = True) -> dict[str, str]:
         annotations = {
             ANNOTATION_MODEL: ctx.facts.repo,
             ANNOTATION_REVISION: ctx.revision,
-            "prometheus.io/path": self.info.metrics_path,
-            "prometheus.io/port": str(self.info.port),
-            "prometheus.io/scrape": "true",
         }
+        if scrape:  # the server's metrics (not on pods that run no server, e.g. Ray workers)
+            annotations.update(
+                {
+                    "prometheus.io/path": self.info.metrics_path,
+                    "prometheus.io/port": str(self.info.port),
+                    "prometheus.io/scrape": "true",
+                }
+            )
         if ctx.cache is not None:
             annotations[ANNOTATION_CACHE_KEY] = ctx.cache.key
         return dict(sorted(annotations.items()))
@@ -399,7 +424,11 @@ class Runtime(ABC):
         pod = {**labels(ctx.name, COMPONENT_SERVER), LABEL_RUNTIME: self.name}
         return dict(sorted(pod.items()))
 
-    def pod_template(self, ctx: RenderContext) -> dict[str, Any]:
+    def pod_template(
+        self, ctx: RenderContext, container: dict[str, Any] | None = None, *, scrape: bool = True
+    ) -> dict[str, Any]:
+        """The serving pod template (``container`` replaces the server container, e.g. for the
+        leader and workers of a multi-node replica), its spec hash annotated."""
         pod_spec: dict[str, Any] = {}
         affinity = self.affinity(ctx)
         if affinity:
@@ -407,7 +436,7 @@ class Runtime(ABC):
         pod_spec.update(
             {
                 "automountServiceAccountToken": False,
-                "containers": [self.container(ctx)],
+                "containers": [container if container is not None else self.container(ctx)],
                 "enableServiceLinks": False,
             }
         )
@@ -417,7 +446,10 @@ class Runtime(ABC):
         pod_spec["tolerations"] = self.tolerations(ctx)
         pod_spec["volumes"] = self.volumes(ctx)
         template = {
-            "metadata": {"labels": self.pod_labels(ctx), "annotations": self.pod_annotations(ctx)},
+            "metadata": {
+                "labels": self.pod_labels(ctx),
+                "annotations": self.pod_annotations(ctx, scrape=scrape),
+            },
             "spec": pod_spec,
         }
         annotations = {
@@ -435,7 +467,11 @@ class Runtime(ABC):
         return {"type": "RollingUpdate", "rollingUpdate": rolling}
 
     def render(self, ctx: RenderContext) -> list[dict[str, Any]]:
-        """[Deployment, Service] for ``ctx`` (no ownerReferences: see naming.owner_reference)."""
+        """[Deployment, Service] for ``ctx`` (no ownerReferences: see naming.owner_reference).
+
+        A replica that spans several nodes is refused here (``check``) unless the runtime
+        overrides ``render`` for it (vLLM: a LeaderWorkerSet).
+        """
         name = serving_name(ctx.name)
         replicas = ctx.spec.replicas if ctx.replicas is None else ctx.replicas
         template = self.pod_template(ctx)
@@ -461,18 +497,22 @@ class Runtime(ABC):
                 "template": template,
             },
         }
-        service = {
+        return [deployment, self.service(ctx, selector_labels(ctx.name))]
+
+    def service(self, ctx: RenderContext, selector: dict[str, str]) -> dict[str, Any]:
+        """The ClusterIP Service on the server's OpenAI port, selecting ``selector``."""
+        return {
             "apiVersion": "v1",
             "kind": "Service",
             "metadata": {
-                "name": name,
+                "name": serving_name(ctx.name),
                 "namespace": ctx.namespace,
-                "labels": meta_labels,
+                "labels": self.pod_labels(ctx),
                 "annotations": {ANNOTATION_MODEL: ctx.facts.repo},
             },
             "spec": {
                 "type": "ClusterIP",
-                "selector": selector_labels(ctx.name),
+                "selector": selector,
                 "ports": [
                     {
                         "name": "http",
@@ -484,7 +524,6 @@ class Runtime(ABC):
                 ],
             },
         }
-        return [deployment, service]
 
 
 def flag_args(flags: dict[str, str | None], extra: list[str]) -> list[str]:

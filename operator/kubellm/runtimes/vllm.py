@@ -6,14 +6,20 @@
   (AWQ, GPTQ, FP8, compressed-tensors, MXFP4, GGUF) are detected by vLLM, which then picks its
   fastest kernel (e.g. Marlin on Ampere+); forcing ``awq`` would disable that.
 - ``--kv-cache-dtype fp8`` only when the sizing counted on it; ``--pipeline-parallel-size`` only
-  when > 1 (all stages run in this one pod: multi-node serving is not rendered here).
+  when > 1.
+- One replica across several nodes (``nodes_per_replica`` > 1): a LeaderWorkerSet whose leader
+  runs the Ray head and ``vllm serve --distributed-executor-backend ray`` (tensor parallel inside
+  a node, pipeline stages across nodes) and whose workers join its Ray cluster
+  (``kubellm.runtimes.lws``).
 """
 
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from kubellm.errors import UnsupportedError
+from kubellm.runtimes import lws
 from kubellm.runtimes.base import RenderContext, Runtime, flag_args
 
 _SPLIT_GGUF = re.compile(r"-\d{5}-of-\d{5}\.gguf$")
@@ -21,6 +27,13 @@ _SPLIT_GGUF = re.compile(r"-\d{5}-of-\d{5}\.gguf$")
 
 class VllmRuntime(Runtime):
     name = "vllm"
+    multi_node = True
+
+    def render(self, ctx: RenderContext) -> list[dict[str, Any]]:
+        """[Deployment, Service], or [LeaderWorkerSet, Service] when a replica spans nodes."""
+        if ctx.nodes > 1:
+            return lws.render(self, ctx)
+        return super().render(ctx)
 
     def check(self, ctx: RenderContext) -> None:
         super().check(ctx)
@@ -42,6 +55,7 @@ class VllmRuntime(Runtime):
         local_gguf = quant.method == "gguf" and ctx.cache is not None
         model = ctx.cache.gguf_file if local_gguf and ctx.cache else None
         flags: dict[str, str | None] = {
+            "--distributed-executor-backend": "ray" if ctx.nodes > 1 else None,
             "--gpu-memory-utilization": str(ctx.sizing.memory_utilization),
             "--kv-cache-dtype": info.kv_cache_dtype_flag.get(ctx.sizing.kv_cache_dtype),
             "--max-model-len": (
