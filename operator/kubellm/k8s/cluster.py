@@ -43,6 +43,16 @@ DynamicClient: Any = _dynamic.DynamicClient
 DynamicApiException: type[Exception] = _dyn_exc.DynamicApiError
 NotFoundError: type[Exception] = _dyn_exc.NotFoundError
 
+# What to do when a kind kubellm renders is not served (its CRD is not installed).
+_KIND_HINTS = {
+    "LeaderWorkerSet": (
+        "multi-node serving needs the LeaderWorkerSet CRD/controller (leaderworkerset.x-k8s.io, "
+        "https://lws.sigs.k8s.io) because one replica of this model spans several nodes; install "
+        "it, or choose a GPU type (spec.gpu.type) or quantization (spec.quantization) that fits "
+        "one node. Nothing was created"
+    ),
+}
+
 FIELD_MANAGER = "kubellm"
 REPORTING_COMPONENT = "kubellm"
 
@@ -99,9 +109,9 @@ class KubeCluster:
         try:
             return self.dynamic.resources.get(api_version=api_version, kind=kind)
         except _dyn_exc.ResourceNotFoundError as exc:
+            hint = _KIND_HINTS.get(kind, "install its CRD or change the spec")
             raise UnsupportedError(
-                f"this cluster serves no {kind} ({api_version}): install its CRD "
-                f"(e.g. LeaderWorkerSet for multi-node serving) or change the spec",
+                f"this cluster serves no {kind} ({api_version}): {hint}",
                 reason="KindNotServed") from exc
 
     def get(self, api_version: str, kind: str, name: str, namespace: str | None) -> (

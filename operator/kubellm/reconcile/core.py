@@ -9,7 +9,9 @@ resync of a converged deployment makes zero writes.
 Order of writes, so nothing is half-created without an explanation in status:
 
 1. the shared cache: PVC, then the download Job (created once, never updated: content-addressed);
-2. the serving Deployment + Service, only when the plan is deployable *and* the Job succeeded.
+2. the serving Deployment (or LeaderWorkerSet, when one replica spans several nodes) + Service,
+   only when the plan is deployable *and* the Job succeeded; a LeaderWorkerSet whose CRD is not
+   installed is found out before step 1 (``KindNotServed``), so nothing at all is created.
    While a new cache downloads (revision bump), the existing Deployment is left serving the old
    one; the rolling update starts once the new cache is complete and keeps old pods until new
    ones are Ready;
@@ -60,10 +62,11 @@ from kubellm.errors import KubellmError, PermanentError, SpecError, TemporaryErr
 from kubellm.facts import ModelFacts
 from kubellm.reconcile import status
 from kubellm.reconcile.ports import ClusterPort, FactsPort
+from kubellm.runtimes import lws
 from kubellm.sizing.commitments import (
     Commitment,
-    commitment_from_deployment,
     commitment_from_status,
+    commitment_from_workload,
     committed_inventory,
     merge_commitments,
 )
@@ -73,6 +76,10 @@ log = logging.getLogger("kubellm.reconcile")
 
 KIND = "LLMDeployment"
 POLICY_KIND = "LicensePolicy"
+# The kinds that run serving pods, by kind: a Deployment, or a LeaderWorkerSet when one replica
+# spans several nodes (its CRD may be missing: then KindNotServed, and nothing is created).
+WORKLOAD_KINDS = {"Deployment": "apps/v1", lws.KIND: lws.API_VERSION}
+KIND_NOT_SERVED = "KindNotServed"
 SERVING_SELECTOR = (f"{naming.LABEL_MANAGED_BY}={naming.MANAGED_BY},"
                     f"{naming.LABEL_COMPONENT}={naming.COMPONENT_SERVER}")
 
@@ -243,9 +250,9 @@ class Reconciler:
             return self._ledger.pop((namespace, name), None) is not None
 
     def _commit(self, key: tuple[str, str], plan: Any, out: Outcome) -> None:
-        """Enter a deployable plan's serving Deployment in the ledger, or drop a refused one's."""
-        dep = next((o for o in plan.serving_objects if o.get("kind") == "Deployment"), None)
-        found = commitment_from_deployment(dep) if plan.deployable and dep else None
+        """Enter a deployable plan's serving workload in the ledger, or drop a refused one's."""
+        dep = next((o for o in plan.serving_objects if o.get("kind") in WORKLOAD_KINDS), None)
+        found = commitment_from_workload(dep) if plan.deployable and dep else None
         old = self._ledger.get(key)
         if old is not None and old.replicas * old.gpus_per_replica > (
                 found.replicas * found.gpus_per_replica if found else 0):
@@ -278,9 +285,17 @@ class Reconciler:
         self._snapshots.put(POLICY_KIND, out, now)
         return out
 
-    def owned_deployment(self, name: str, namespace: str, uid: str) -> dict[str, Any] | None:
-        """The serving Deployment of this LLMDeployment, if it exists and is really ours."""
-        live = self.cluster.get("apps/v1", "Deployment", naming.serving_name(name), namespace)
+    def owned_deployment(self, name: str, namespace: str, uid: str,
+                         kind: str = "Deployment") -> dict[str, Any] | None:
+        """The serving workload (``kind``: Deployment or LeaderWorkerSet) of this LLMDeployment,
+        if it exists and is really ours; None too when the cluster does not serve ``kind``."""
+        try:
+            live = self.cluster.get(WORKLOAD_KINDS[kind], kind, naming.serving_name(name),
+                                    namespace)
+        except PermanentError as exc:
+            if exc.reason == KIND_NOT_SERVED:
+                return None
+            raise
         refs = ((live or {}).get("metadata") or {}).get("ownerReferences") or []
         return live if any(r.get("uid") == uid for r in refs) else None
 
@@ -323,6 +338,8 @@ class Reconciler:
         except PermanentError as exc:
             # e.g. the apiserver refused a rendered object, or a kind it does not serve: keep
             # what status said, and say why Ready is False (never a silent half-deployment)
+            if exc.reason == KIND_NOT_SERVED:  # nothing was created: hold no GPUs for it
+                out.gpus_released = self.release(namespace, name)
             self._finish(body, out, old_status, old_conditions, generation, [], None, exc,
                          include_available=False)
         except KubellmError as exc:
@@ -356,6 +373,15 @@ class Reconciler:
             self._commit(key, plan, out)
         mark = out.mark("plan", mark)
 
+        # 0. a workload kind served only with its CRD (LeaderWorkerSet): check before creating
+        # anything, so a missing CRD leaves no cache, no download pod and no Service behind
+        if plan.deployable:
+            for obj in plan.serving_objects:
+                if obj["kind"] not in ("Deployment", "Service"):
+                    meta = obj["metadata"]
+                    self.cluster.get(obj["apiVersion"], obj["kind"], meta["name"],
+                                     meta.get("namespace"))  # raises KindNotServed
+
         # 1. the shared cache
         pvc = next((o for o in plan.cache_objects if o["kind"] == "PersistentVolumeClaim"), None)
         job_manifest = next((o for o in plan.cache_objects if o["kind"] == "Job"), None)
@@ -378,26 +404,28 @@ class Reconciler:
         cache_complete = cache_state[0] == "True"
         mark = out.mark("cache", mark)
 
-        # 2./3. serving objects
-        deployment: dict[str, Any] | None = None
+        # 2./3. serving objects (the workload first: a Service never goes without it)
+        deployment: dict[str, Any] | None = None  # the workload: Deployment or LeaderWorkerSet
         service: dict[str, Any] | None = None
         if plan.deployable and cache_complete:
             for obj in plan.serving_objects:
                 owned = dict(obj)
                 owned["metadata"] = {**obj["metadata"], "ownerReferences": [_owner_reference(body)]}
                 result = self._apply(owned, out)
-                if obj["kind"] == "Deployment":
+                if obj["kind"] in WORKLOAD_KINDS:
                     deployment = result
                 elif obj["kind"] == "Service":
                     service = result
         else:
-            deployment = self.owned_deployment(out.name, namespace, uid)
+            multi = plan.sizing is not None and (plan.sizing.nodes_per_replica or 1) > 1
+            kind = lws.KIND if multi else "Deployment"
+            deployment = self.owned_deployment(out.name, namespace, uid, kind)
             denied = plan.license is not None and not getattr(plan.license, "allowed", True)
             if denied and deployment is not None and deployment["spec"].get("replicas") != 0:
                 meta = deployment["metadata"]
                 deployment = self.cluster.merge_patch(
-                    "apps/v1", "Deployment", meta["name"], namespace, {"spec": {"replicas": 0}})
-                out.applied.append(f"Deployment/{meta['name']}: scaled to 0 (licence denied)")
+                    WORKLOAD_KINDS[kind], kind, meta["name"], namespace, {"spec": {"replicas": 0}})
+                out.applied.append(f"{kind}/{meta['name']}: scaled to 0 (licence denied)")
             if deployment is not None:
                 svc_name = deployment["metadata"]["name"]
                 service = self.cluster.get("v1", "Service", svc_name, namespace)

@@ -1,9 +1,11 @@
 """The status of an LLMDeployment from a plan and the live children (pure; no I/O).
 
 ``wants`` turns a Plan and the cache state into the stage conditions, ``available`` the serving
-Deployment into ``Available``, ``status_fields`` everything else status reports (licence, sizing,
-cache, endpoint, replicas, selector, gpus). ``kubellm.reconcile.core`` merges them with
-``kubellm.conditions`` and writes the result only when it changed.
+workload (a Deployment, or a LeaderWorkerSet: both report ``spec.replicas`` and
+``status.readyReplicas``, an LWS counting ready groups) into ``Available``, ``status_fields``
+everything else status reports (licence, sizing, cache, endpoint, replicas, selector, gpus).
+``kubellm.reconcile.core`` merges them with ``kubellm.conditions`` and writes the result only
+when it changed.
 """
 
 from __future__ import annotations
@@ -12,7 +14,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from kubellm import conditions as cond
+from kubellm import naming
 from kubellm.facts import ModelFacts
+from kubellm.runtimes import lws
 
 CacheState = tuple[cond.Status, str, str]
 
@@ -40,7 +44,21 @@ def job_state(job: dict[str, Any] | None) -> CacheState:
 
 
 def selector_string(deployment: dict[str, Any]) -> str | None:
-    labels = ((deployment.get("spec") or {}).get("selector") or {}).get("matchLabels") or {}
+    """The label selector of the serving pods the replicas count: a Deployment's
+    ``spec.selector``; for a LeaderWorkerSet (one replica = one group) its leader pods, i.e. the
+    kubellm selector labels of the leader template plus the LWS worker index 0."""
+    spec = deployment.get("spec") or {}
+    if deployment.get("kind") == lws.KIND:
+        template = (spec.get("leaderWorkerTemplate") or {}).get("leaderTemplate") or {}
+        pod_labels = (template.get("metadata") or {}).get("labels") or {}
+        instance = pod_labels.get(naming.LABEL_INSTANCE)
+        if not instance:
+            return None
+        keys = naming.selector_labels(str(instance)).keys()
+        labels = {k: v for k, v in pod_labels.items() if k in keys}
+        labels[lws.LABEL_WORKER_INDEX] = "0"
+    else:
+        labels = (spec.get("selector") or {}).get("matchLabels") or {}
     return ",".join(f"{k}={v}" for k, v in sorted(labels.items())) or None
 
 

@@ -27,8 +27,12 @@ After an operator restart the ledger is seeded from the LLMDeployments' status
 (``commitment_from_status``: Sized=True, the recorded GPU type and GPUs per replica,
 ``spec.replicas``), so a deployment still downloading its model keeps the GPUs it was promised.
 
-Not counted: Pending pods that kubellm does not manage (their product is unknown here), and
-multi-node (pipeline across nodes) replicas beyond their first node (not rendered anyway).
+A multi-node replica (a LeaderWorkerSet: ``size`` pods of one node's GPUs each) commits
+``replicas x size`` pod-sized units (``commitment_from_workload``), each charged to one node.
+
+Not counted: Pending pods that kubellm does not manage (their product is unknown here). After a
+restart, a multi-node deployment's status seed charges a whole replica to one node until its
+first reconcile replaces the entry with the rendered LeaderWorkerSet's pods.
 """
 
 from __future__ import annotations
@@ -49,6 +53,8 @@ from kubellm.sizing.inventory import (
     pod_gpu_request,
 )
 from kubellm.sizing.types import Inventory
+
+LWS_KIND = "LeaderWorkerSet"  # kubellm.runtimes.lws.KIND (sizing does not import runtimes)
 
 OWNER_KIND = "LLMDeployment"
 
@@ -105,15 +111,46 @@ def _owner(meta: Mapping[str, Any]) -> str:
 
 def commitment_from_deployment(deployment: Mapping[str, Any]) -> Commitment | None:
     """The GPUs a serving Deployment asks for; None when it asks for none or is being deleted."""
-    meta: Mapping[str, Any] = deployment.get("metadata") or {}
+    spec: Mapping[str, Any] = deployment.get("spec") or {}
+    match = _get(spec, "selector", "matchLabels") or {}
+    return _commitment(deployment, _replicas(spec), spec.get("template") or {}, match)
+
+
+def commitment_from_workload(workload: Mapping[str, Any]) -> Commitment | None:
+    """The GPUs a serving workload asks for: a Deployment, or a LeaderWorkerSet (one replica
+    across several nodes), counted as ``replicas x size`` pods of the leader's GPUs each (the
+    renderer gives leader and workers the same GPUs and placement), since each of its pods
+    needs its GPUs on one node."""
+    if workload.get("kind") != LWS_KIND:
+        return commitment_from_deployment(workload)
+    spec: Mapping[str, Any] = workload.get("spec") or {}
+    group: Mapping[str, Any] = spec.get("leaderWorkerTemplate") or {}
+    size = group.get("size", 1)
+    size = size if isinstance(size, int) and size > 0 else 1
+    template: Mapping[str, Any] = group.get("leaderTemplate") or group.get("workerTemplate") or {}
+    labels: Mapping[str, Any] = _get(template, "metadata", "labels") or {}
+    keys = selector_labels("x").keys()
+    match = {k: v for k, v in labels.items() if k in keys}
+    return _commitment(workload, _replicas(spec) * size, template, match)
+
+
+def _replicas(spec: Mapping[str, Any]) -> int:
+    replicas = spec.get("replicas", 1)
+    return replicas if isinstance(replicas, int) else 1
+
+
+def _commitment(
+    workload: Mapping[str, Any],
+    pods: int,
+    template: Mapping[str, Any],
+    match: Mapping[str, Any],
+) -> Commitment | None:
+    """``pods`` pods of ``template``'s GPUs each, on the nodes its placement allows."""
+    meta: Mapping[str, Any] = workload.get("metadata") or {}
     if meta.get("deletionTimestamp"):
         return None
-    spec: Mapping[str, Any] = deployment.get("spec") or {}
-    replicas = spec.get("replicas", 1)
-    replicas = replicas if isinstance(replicas, int) else 1
-    template: Mapping[str, Any] = spec.get("template") or {}
     gpus = pod_gpu_request(template)
-    if replicas <= 0 or gpus <= 0:
+    if pods <= 0 or gpus <= 0:
         return None
     pod_spec: Mapping[str, Any] = template.get("spec") or {}
     terms_raw = (
@@ -138,11 +175,10 @@ def commitment_from_deployment(deployment: Mapping[str, Any]) -> Commitment | No
             if isinstance(r, Mapping)
         )
         terms.append(reqs)
-    match = _get(spec, "selector", "matchLabels") or {}
     return Commitment(
         namespace=str(meta.get("namespace") or "default"),
         owner=_owner(meta),
-        replicas=replicas,
+        replicas=pods,
         gpus_per_replica=gpus,
         selector=tuple(sorted((str(k), str(v)) for k, v in match.items())),
         node_selector=tuple(
@@ -285,7 +321,7 @@ def merge_commitments(
     operator, fresher than a listed Deployment), else its live Deployment's."""
     out: dict[Key, Commitment] = dict(ledger)
     for dep in deployments:
-        c = commitment_from_deployment(dep)
+        c = commitment_from_workload(dep)
         if c is not None and c.key not in ledger:
             out[c.key] = c
     return [out[k] for k in sorted(out)]

@@ -1,0 +1,111 @@
+"""Reconcile of a multi-node plan (LeaderWorkerSet) against an in-memory cluster: without the
+LWS CRD nothing at all is created and status says why; with it, the LWS and its Service are
+applied (workload first), readiness comes from the LWS, and a licence denial scales it to 0."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from test_planner_multinode import H100_2X8, facts_405b
+from test_reconcile_fakes import FakeCluster, llmd
+
+from kubellm.api.v1alpha1 import LicensePolicy
+from kubellm.errors import UnsupportedError
+from kubellm.planner import Plan, plan_deployment
+from kubellm.reconcile import Reconciler
+from kubellm.sizing.types import Inventory
+
+NOW = datetime(2026, 11, 27, 11, 0, tzinfo=UTC)
+LWS = "LeaderWorkerSet"
+
+
+class NoLwsCluster(FakeCluster):
+    """A cluster without the LeaderWorkerSet CRD (as ``KubeCluster._resource`` reports it)."""
+
+    def get(self, api_version: str, kind: str, name: str, namespace: str | None) -> (
+        dict[str, Any] | None
+    ):
+        if kind == LWS:
+            raise UnsupportedError("this cluster serves no LeaderWorkerSet",
+                                   reason="KindNotServed")
+        return super().get(api_version, kind, name, namespace)
+
+    def apply(self, manifest: dict[str, Any], live: dict[str, Any] | bool | None = False) -> (
+        tuple[str | None, dict[str, Any] | None]
+    ):
+        if manifest["kind"] == LWS:
+            raise UnsupportedError("this cluster serves no LeaderWorkerSet",
+                                   reason="KindNotServed")
+        return super().apply(manifest, live)
+
+
+def make(cluster: FakeCluster, policies: list[LicensePolicy]) -> Reconciler:
+    def planner(llmd_: Any, facts: Any, _policies: Any, _inv: Any, **kw: Any) -> Plan:
+        return plan_deployment(llmd_, facts_405b(), policies, H100_2X8, **kw)
+
+    return Reconciler(cluster, lambda repo, revision="main", **_: facts_405b(), planner=planner,
+                      now=lambda: NOW,
+                      inventory_builder=lambda nodes, pods: Inventory(source="test"))
+
+
+def body(**spec: Any) -> dict[str, Any]:
+    return llmd("big", repo="acme/llama-405b", quantization="none", gpu={"type": "h100"},
+                context={"maxModelLen": 8192}, **spec)
+
+
+def condition(cluster: FakeCluster, type_: str) -> tuple[str, str, str]:
+    for c in cluster.body("big")["status"]["conditions"]:
+        if c["type"] == type_:
+            return c["status"], c["reason"], c.get("message", "")
+    raise AssertionError(type_)
+
+
+def test_without_the_lws_crd_nothing_is_created_and_status_says_why() -> None:
+    cluster = NoLwsCluster()
+    cluster.put(body())  # cache enabled: not even the PVC or the download Job may appear
+    rec = make(cluster, [])
+    out = rec.reconcile(cluster.body("big"))
+    assert out.ready == "False"
+    status, reason, message = condition(cluster, "Ready")
+    assert (status, reason) == ("False", "KindNotServed")
+    assert "LeaderWorkerSet" in message
+    assert [k for (k, _, _) in cluster.objects] == ["LLMDeployment"]
+    assert not any(w.startswith("apply") for w in cluster.writes)
+    assert ("team", "big") not in rec._ledger  # no GPUs held for what cannot be created
+
+
+def test_with_the_crd_the_lws_comes_first_and_readiness_is_read_from_it() -> None:
+    cluster = FakeCluster()
+    cluster.put(body(cache={"enabled": False}, replicas=1))
+    rec = make(cluster, [])
+    out = rec.reconcile(cluster.body("big"))
+    assert out.applied[0].startswith("LeaderWorkerSet/big")
+    assert out.applied[1].startswith("Service/big")
+    assert ("Deployment", "team", "big") not in cluster.objects
+    committed = rec._ledger[("team", "big")]
+    assert (committed.replicas, committed.gpus_per_replica) == (2, 8)  # 1 group x 2 pods x 8
+    assert condition(cluster, "Available")[:2] == ("False", "NoReplicasReady")
+
+    cluster.set_status(LWS, "big", {"replicas": 1, "readyReplicas": 1})
+    rec.reconcile(cluster.body("big"))
+    assert condition(cluster, "Available")[:2] == ("True", "MinimumReplicasAvailable")
+    assert condition(cluster, "Ready")[0] == "True"
+    status = cluster.body("big")["status"]
+    assert status["readyReplicas"] == 1
+    assert "leaderworkerset.sigs.k8s.io/worker-index=0" in status["selector"]
+
+
+def test_licence_denial_scales_the_lws_to_zero() -> None:
+    cluster = FakeCluster()
+    cluster.put(body(cache={"enabled": False}))
+    policies: list[LicensePolicy] = []
+    rec = make(cluster, policies)
+    rec.reconcile(cluster.body("big"))
+    assert cluster.objects[(LWS, "team", "big")]["spec"]["replicas"] == 1
+    policies.append(LicensePolicy.model_validate({"metadata": {"name": "strict"}, "spec": {
+        "mode": "Enforce", "allowedClasses": ["permissive"]}}))
+    out = rec.reconcile(cluster.body("big"))
+    assert cluster.objects[(LWS, "team", "big")]["spec"]["replicas"] == 0
+    assert any("scaled to 0" in a for a in out.applied)
+    assert condition(cluster, "LicenseApproved")[0] == "False"
