@@ -11,8 +11,9 @@ lock (never on a diff):
 - a periodic resync of every known LLMDeployment (``--resync-seconds``) — our own asyncio loop
   rather than ``@kopf.timer``, because kopf puts a finalizer on every object that has a timer or
   daemon, and a finalizer blocks ``kubectl delete`` whenever the operator is down;
-- child watchers: a kubellm Deployment/Service changing requeues its owner (drift repair,
-  readiness into status); a cache Job/PVC changing requeues every LLMDeployment of that cache;
+- child watchers: a kubellm Deployment/LeaderWorkerSet/Service changing requeues its owner
+  (drift repair, readiness into status; LeaderWorkerSets only while their CRD is installed);
+  a cache Job/PVC changing requeues every LLMDeployment of that cache;
 - a LicensePolicy changing requeues every LLMDeployment (the licence is re-decided each time);
 - GPUs freed: a deployment refused with ``Sized=False/GpusBusy`` waits in ``gpu_waiting``; it is
   requeued when an LLMDeployment is deleted (its ledger entry released), when a kubellm serving
@@ -58,7 +59,12 @@ MANAGED = {naming.LABEL_MANAGED_BY: naming.MANAGED_BY}
 MANAGED_SELECTOR = f"{naming.LABEL_MANAGED_BY}={naming.MANAGED_BY}"
 # plural -> kind of what the operator watches and serves reads of from its store
 WATCHED_KINDS = {PLURAL: KIND, "deployments": "Deployment", "services": "Service",
-                 "jobs": "Job", "persistentvolumeclaims": "PersistentVolumeClaim"}
+                 "jobs": "Job", "persistentvolumeclaims": "PersistentVolumeClaim",
+                 "leaderworkersets": "LeaderWorkerSet"}
+# Multi-node serving workloads: watched only while their CRD is installed (kopf re-scans CRDs
+# and serves the handler once it appears; until then it logs the resource as unresolved).
+LWS_GROUP, LWS_VERSION = "leaderworkerset.x-k8s.io", "v1"
+WORKLOAD_PLURALS = ("deployments", "leaderworkersets")
 Key = tuple[str, str]
 GPU_WAIT_SECONDS = 30.0  # re-check of a deployment waiting for GPUs (at most the resync period)
 
@@ -306,7 +312,7 @@ def configure_settings(settings: kopf.OperatorSettings, options: Options) -> Non
     settings.watching.connect_timeout = 10
     # children: watch only kubellm's own objects, filtered by the apiserver
     for selector in (("apps", "deployments"), ("", "services"), ("batch", "jobs"),
-                     ("", "persistentvolumeclaims")):
+                     ("", "persistentvolumeclaims"), (LWS_GROUP, "leaderworkersets")):
         settings.watching.label_selectors[selector] = MANAGED_SELECTOR
 
 
@@ -408,17 +414,19 @@ def _owner_keys(body: kopf.Body, namespace: str) -> list[Key]:
 
 
 @kopf.on.event("apps", "v1", "deployments", labels=MANAGED)
+@kopf.on.event(LWS_GROUP, LWS_VERSION, "leaderworkersets", labels=MANAGED)
 @kopf.on.event("", "v1", "services", labels=MANAGED)
 async def serving_child_event(type: str, body: kopf.Body, namespace: str | None,
                               event: kopf.RawEvent, resource: kopf.Resource, **_: Any) -> None:
-    """A serving Deployment/Service changed (rollout progress, hand edit, deletion)."""
+    """A serving Deployment/LeaderWorkerSet/Service changed (rollout progress, readiness, hand
+    edit, deletion)."""
     rt = _runtime
     if rt is None:
         return
     freed = False
-    if resource.plural == "deployments" and type is not None:
+    if resource.plural in WORKLOAD_PLURALS and type is not None:
         meta = body.get("metadata", {})
-        old = rt.cluster.cached("Deployment", meta.get("name", ""), namespace)
+        old = rt.cluster.cached(WATCHED_KINDS[resource.plural], meta.get("name", ""), namespace)
         before = ((old or {}).get("spec") or {}).get("replicas") or 0
         after = (body.get("spec") or {}).get("replicas") or 0
         freed = type == "DELETED" or after < before
