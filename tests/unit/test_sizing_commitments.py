@@ -9,6 +9,7 @@ from kubellm.sizing.commitments import (
     Commitment,
     commitment_from_deployment,
     commitment_from_status,
+    commitment_from_workload,
     committed_inventory,
     merge_commitments,
     reserved_by_node,
@@ -165,3 +166,27 @@ def test_commitment_from_status() -> None:
     assert not c.matches_node({"nvidia.com/gpu.product": A100, "pool": "x"})
     assert commitment_from_status(obj("False")) is None
     assert commitment_from_status(obj("True", deletionTimestamp="2026-11-27T11:00:00Z")) is None
+
+
+def leader_worker_set(owner: str, replicas: int = 1, size: int = 2,
+                      gpus: int = 8) -> dict[str, Any]:
+    """A multi-node serving LeaderWorkerSet: ``size`` pods of ``gpus`` GPUs per replica."""
+    template = deployment(owner, gpus=gpus)["spec"]["template"]
+    return {
+        "apiVersion": "leaderworkerset.x-k8s.io/v1", "kind": "LeaderWorkerSet",
+        "metadata": {"name": naming.serving_name(owner), "namespace": "team",
+                     "ownerReferences": [{"kind": "LLMDeployment", "name": owner}]},
+        "spec": {"replicas": replicas, "leaderWorkerTemplate": {
+            "size": size, "leaderTemplate": template, "workerTemplate": template}},
+    }
+
+
+def test_a_leader_worker_set_commits_one_node_per_pod() -> None:
+    """One 2-node group of 8 x H100 pods without pods yet: both H100 nodes are committed."""
+    found = commitment_from_workload(leader_worker_set("big"))
+    assert found is not None
+    assert (found.replicas, found.gpus_per_replica) == (2, 8)
+    assert dict(found.selector) == naming.selector_labels("big")
+    inv = committed_inventory(NODES, [], commitments(leader_worker_set("big")), own=("team", "c"))
+    assert free(inv) == {"h1": 0, "h2": 0}
+    assert commitment_from_workload(leader_worker_set("big", replicas=0)) is None
