@@ -4,6 +4,7 @@ applied (workload first), readiness comes from the LWS, and a licence denial sca
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -14,7 +15,7 @@ from kubellm.api.v1alpha1 import LicensePolicy
 from kubellm.errors import UnsupportedError
 from kubellm.planner import Plan, plan_deployment
 from kubellm.reconcile import Reconciler
-from kubellm.sizing.types import Inventory
+from kubellm.sizing.types import Inventory, NodePool
 
 NOW = datetime(2026, 11, 27, 11, 0, tzinfo=UTC)
 LWS = "LeaderWorkerSet"
@@ -23,20 +24,18 @@ LWS = "LeaderWorkerSet"
 class NoLwsCluster(FakeCluster):
     """A cluster without the LeaderWorkerSet CRD (as ``KubeCluster._resource`` reports it)."""
 
-    def get(self, api_version: str, kind: str, name: str, namespace: str | None) -> (
-        dict[str, Any] | None
-    ):
+    def get(
+        self, api_version: str, kind: str, name: str, namespace: str | None
+    ) -> dict[str, Any] | None:
         if kind == LWS:
-            raise UnsupportedError("this cluster serves no LeaderWorkerSet",
-                                   reason="KindNotServed")
+            raise UnsupportedError("this cluster serves no LeaderWorkerSet", reason="KindNotServed")
         return super().get(api_version, kind, name, namespace)
 
-    def apply(self, manifest: dict[str, Any], live: dict[str, Any] | bool | None = False) -> (
-        tuple[str | None, dict[str, Any] | None]
-    ):
+    def apply(
+        self, manifest: dict[str, Any], live: dict[str, Any] | bool | None = False
+    ) -> tuple[str | None, dict[str, Any] | None]:
         if manifest["kind"] == LWS:
-            raise UnsupportedError("this cluster serves no LeaderWorkerSet",
-                                   reason="KindNotServed")
+            raise UnsupportedError("this cluster serves no LeaderWorkerSet", reason="KindNotServed")
         return super().apply(manifest, live)
 
 
@@ -44,14 +43,24 @@ def make(cluster: FakeCluster, policies: list[LicensePolicy]) -> Reconciler:
     def planner(llmd_: Any, facts: Any, _policies: Any, _inv: Any, **kw: Any) -> Plan:
         return plan_deployment(llmd_, facts_405b(), policies, H100_2X8, **kw)
 
-    return Reconciler(cluster, lambda repo, revision="main", **_: facts_405b(), planner=planner,
-                      now=lambda: NOW,
-                      inventory_builder=lambda nodes, pods: Inventory(source="test"))
+    return Reconciler(
+        cluster,
+        lambda repo, revision="main", **_: facts_405b(),
+        planner=planner,
+        now=lambda: NOW,
+        inventory_builder=lambda nodes, pods: Inventory(source="test"),
+    )
 
 
 def body(**spec: Any) -> dict[str, Any]:
-    return llmd("big", repo="acme/llama-405b", quantization="none", gpu={"type": "h100"},
-                context={"maxModelLen": 8192}, **spec)
+    return llmd(
+        "big",
+        repo="acme/llama-405b",
+        quantization="none",
+        gpu={"type": "h100"},
+        context={"maxModelLen": 8192},
+        **spec,
+    )
 
 
 def condition(cluster: FakeCluster, type_: str) -> tuple[str, str, str]:
@@ -103,9 +112,77 @@ def test_licence_denial_scales_the_lws_to_zero() -> None:
     rec = make(cluster, policies)
     rec.reconcile(cluster.body("big"))
     assert cluster.objects[(LWS, "team", "big")]["spec"]["replicas"] == 1
-    policies.append(LicensePolicy.model_validate({"metadata": {"name": "strict"}, "spec": {
-        "mode": "Enforce", "allowedClasses": ["permissive"]}}))
+    policies.append(
+        LicensePolicy.model_validate(
+            {
+                "metadata": {"name": "strict"},
+                "spec": {"mode": "Enforce", "allowedClasses": ["permissive"]},
+            }
+        )
+    )
     out = rec.reconcile(cluster.body("big"))
     assert cluster.objects[(LWS, "team", "big")]["spec"]["replicas"] == 0
     assert any("scaled to 0" in a for a in out.applied)
     assert condition(cluster, "LicenseApproved")[0] == "False"
+
+
+def _owned(kind: str, api_version: str, owner: dict[str, Any]) -> dict[str, Any]:
+    meta = owner["metadata"]
+    return {
+        "apiVersion": api_version,
+        "kind": kind,
+        "metadata": {
+            "name": meta["name"],
+            "namespace": meta["namespace"],
+            "ownerReferences": [
+                {
+                    "apiVersion": "kubellm.io/v1alpha1",
+                    "kind": "LLMDeployment",
+                    "name": meta["name"],
+                    "uid": meta["uid"],
+                    "controller": True,
+                }
+            ],
+        },
+        "spec": {"replicas": 1},
+    }
+
+
+def test_moving_to_several_nodes_deletes_the_old_deployment() -> None:
+    """A single-node Deployment left beside the new LWS would keep its GPUs forever."""
+    cluster = FakeCluster()
+    cluster.put(body(cache={"enabled": False}))
+    cluster.put(_owned("Deployment", "apps/v1", cluster.body("big")))
+    out = make(cluster, []).reconcile(cluster.body("big"))
+    assert (LWS, "team", "big") in cluster.objects
+    assert ("Deployment", "team", "big") not in cluster.objects
+    assert any(a.startswith("Deployment/big: deleted") for a in out.applied)
+
+
+def test_a_deployment_of_someone_else_is_left_alone() -> None:
+    cluster = FakeCluster()
+    cluster.put(body(cache={"enabled": False}))
+    foreign = _owned("Deployment", "apps/v1", cluster.body("big"))
+    foreign["metadata"]["ownerReferences"][0]["uid"] = "someone-else"
+    cluster.put(foreign)
+    make(cluster, []).reconcile(cluster.body("big"))
+    assert ("Deployment", "team", "big") in cluster.objects
+
+
+def test_moving_back_to_one_node_deletes_the_old_lws() -> None:
+    cluster = FakeCluster()
+    cluster.put(body(cache={"enabled": False}))
+    rec = make(cluster, [])
+    rec.reconcile(cluster.body("big"))  # multi-node: LWS, status records pp 2
+    assert (LWS, "team", "big") in cluster.objects
+
+    def single(llmd_: Any, facts: Any, _p: Any, _inv: Any, **kw: Any) -> Plan:
+        inv = Inventory(pools=(NodePool("NVIDIA-H100-80GB-HBM3", 8, 2),), source="test")
+        small = replace(facts_405b(), weight_bytes=300 * 1024**3)  # now fits one node
+        return plan_deployment(llmd_, small, [], inv, **kw)
+
+    rec._planner = single
+    out = rec.reconcile(cluster.body("big"))
+    assert ("Deployment", "team", "big") in cluster.objects
+    assert (LWS, "team", "big") not in cluster.objects
+    assert any(a.startswith("LeaderWorkerSet/big: deleted") for a in out.applied)

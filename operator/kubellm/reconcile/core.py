@@ -416,6 +416,7 @@ class Reconciler:
                     deployment = result
                 elif obj["kind"] == "Service":
                     service = result
+            self._delete_replaced_workload(plan, old_status, out, namespace, uid)
         else:
             multi = plan.sizing is not None and (plan.sizing.nodes_per_replica or 1) > 1
             kind = lws.KIND if multi else "Deployment"
@@ -436,6 +437,31 @@ class Reconciler:
         self._finish(body, out, old_status, old_conditions, generation, wants, extra, None,
                      deployment)
         out.mark("status", mark)
+
+    def _delete_replaced_workload(self, plan: Any, old_status: dict[str, Any], out: Outcome,
+                                  namespace: str, uid: str) -> None:
+        """A replica that moved between one node and several changed workload kind (Deployment
+        <-> LeaderWorkerSet): delete the old kind, which would otherwise keep its GPUs.
+
+        The new workload is already applied; the old one goes at once rather than after the new
+        is Ready, because the old pods may hold the very GPUs the new ones wait for. An LWS is
+        looked up only when the previous sizing had pipeline stages (a GET of an unserved kind
+        costs an API discovery)."""
+        applied = next((o["kind"] for o in plan.serving_objects if o["kind"] in WORKLOAD_KINDS),
+                       None)
+        if applied == lws.KIND:
+            stale_kind = "Deployment"
+        else:
+            previous_pp = ((old_status.get("sizing") or {}).get("pipelineParallelSize")) or 1
+            if applied is None or previous_pp <= 1:
+                return
+            stale_kind = lws.KIND
+        stale = self.owned_deployment(out.name, namespace, uid, stale_kind)
+        if stale is None:
+            return
+        name = stale["metadata"]["name"]
+        self.cluster.delete(WORKLOAD_KINDS[stale_kind], stale_kind, name, namespace)
+        out.applied.append(f"{stale_kind}/{name}: deleted (replaced by a {applied})")
 
     def _cache_lock(self, key: tuple[str, str | None]) -> threading.Lock:
         with self._cache_locks_guard:
