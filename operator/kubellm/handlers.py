@@ -56,7 +56,6 @@ log = logging.getLogger("kubellm.operator")
 PLURAL = "llmdeployments"
 KIND = "LLMDeployment"
 MANAGED = {naming.LABEL_MANAGED_BY: naming.MANAGED_BY}
-MANAGED_SELECTOR = f"{naming.LABEL_MANAGED_BY}={naming.MANAGED_BY}"
 # plural -> kind of what the operator watches and serves reads of from its store
 WATCHED_KINDS = {PLURAL: KIND, "deployments": "Deployment", "services": "Service",
                  "jobs": "Job", "persistentvolumeclaims": "PersistentVolumeClaim",
@@ -313,7 +312,7 @@ def configure_settings(settings: kopf.OperatorSettings, options: Options) -> Non
     # children: watch only kubellm's own objects, filtered by the apiserver
     for selector in (("apps", "deployments"), ("", "services"), ("batch", "jobs"),
                      ("", "persistentvolumeclaims"), (LWS_GROUP, "leaderworkersets")):
-        settings.watching.label_selectors[selector] = MANAGED_SELECTOR
+        settings.watching.label_selectors[selector] = naming.MANAGED_SELECTOR
 
 
 @kopf.on.startup()

@@ -47,6 +47,11 @@ COMPONENT_SERVER = "server"
 COMPONENT_CACHE = "model-cache"
 COMPONENT_DOWNLOAD = "model-download"
 
+# Label selectors of what kubellm manages (its watches, the GPU accounting, the cache GC).
+MANAGED_SELECTOR = f"{LABEL_MANAGED_BY}={MANAGED_BY}"
+SERVING_SELECTOR = f"{MANAGED_SELECTOR},{LABEL_COMPONENT}={COMPONENT_SERVER}"
+CACHE_SELECTOR = f"{LABEL_CACHE_KEY},{MANAGED_SELECTOR}"
+
 MAX_NAME = 63  # DNS-1035 / DNS-1123 label; label values
 HASH_LEN = 8  # hex characters of a disambiguating suffix
 CACHE_KEY_LEN = 16  # hex characters of a content address (64 bits)

@@ -122,35 +122,26 @@ class ClusterSnapshot:
         return committed_inventory(self.nodes, self.pods, promised, own)
 
 
-def _cluster_inventory(kubeconfig: str) -> Any:
-    """Nodes, pods and serving Deployments of a live cluster (read-only lists) -> the
-    inventory with committed GPUs; ``run`` re-derives it per deployment (its own GPUs free)."""
-    from kubernetes import client, config
-
-    from kubellm.errors import ClusterError
+def _cluster_inventory(kubeconfig: str) -> ClusterSnapshot:
+    """Nodes, pods and serving Deployments of a live cluster, read once through the operator's
+    own adapter (``kubellm.k8s``); ``run`` derives the inventory per deployment from them."""
+    from kubellm import naming
+    from kubellm.errors import ClusterError, KubellmError
+    from kubellm.k8s.cluster import KubeCluster, load_api_client
 
     try:
-        api_client = config.new_client_from_config(config_file=kubeconfig)  # type: ignore[no-untyped-call]
-        core = client.CoreV1Api(api_client)
-        nodes = core.list_node(_request_timeout=10).items
-        pods = core.list_pod_for_all_namespaces(
-            field_selector="status.phase!=Succeeded,status.phase!=Failed", _request_timeout=10
-        ).items
-    except Exception as exc:  # any client/transport error: say which cluster and why
+        cluster = KubeCluster(load_api_client(kubeconfig))
+        nodes = cluster.list("v1", "Node")
+        pods = cluster.list("v1", "Pod")
+    except Exception as exc:  # bad kubeconfig, unreachable, refused: say which cluster and why
         raise ClusterError(
             f"cannot read Nodes/Pods with --kubeconfig {kubeconfig}: {exc}"
         ) from None
     try:  # GPUs promised to kubellm deployments whose pods are not all bound yet
-        deployments = client.AppsV1Api(api_client).list_deployment_for_all_namespaces(
-            label_selector="app.kubernetes.io/managed-by=kubellm,app.kubernetes.io/component=server",
-            _request_timeout=10,
-        ).items
-    except Exception:  # e.g. no RBAC to list Deployments: size against bound pods only
+        deployments = cluster.list("apps/v1", "Deployment", None, naming.SERVING_SELECTOR)
+    except KubellmError:  # e.g. no RBAC to list Deployments: size against bound pods only
         deployments = []
-    to_dict = api_client.sanitize_for_serialization
-    snapshot = ClusterSnapshot([to_dict(n) for n in nodes], [to_dict(p) for p in pods],
-                               [to_dict(d) for d in deployments])
-    return snapshot
+    return ClusterSnapshot(nodes, pods, deployments)
 
 
 def build_report(plan: Any) -> dict[str, Any]:

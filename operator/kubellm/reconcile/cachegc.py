@@ -24,7 +24,6 @@ from kubellm.reconcile.ports import ClusterPort
 
 log = logging.getLogger("kubellm.cachegc")
 
-CACHE_SELECTOR = f"{naming.LABEL_CACHE_KEY},{naming.LABEL_MANAGED_BY}={naming.MANAGED_BY}"
 
 
 class CacheCollector:
@@ -41,8 +40,8 @@ class CacheCollector:
             ((d.get("status") or {}).get("cache") or {}).get("key") for d in llmds
         }
         claims: set[str] = set()
-        selector = f"{naming.LABEL_MANAGED_BY}={naming.MANAGED_BY}"
-        for dep in self.cluster.list("apps/v1", "Deployment", namespace, selector):
+        for dep in self.cluster.list("apps/v1", "Deployment", namespace,
+                                     naming.MANAGED_SELECTOR):
             for vol in (((dep.get("spec") or {}).get("template") or {}).get("spec") or {}).get(
                     "volumes") or []:
                 claim = (vol.get("persistentVolumeClaim") or {}).get("claimName")
@@ -59,7 +58,7 @@ class CacheCollector:
         caches: dict[str, list[tuple[int, str, str, str]]] = {}
         for order, (kind, api_version) in enumerate(
                 (("Job", "batch/v1"), ("PersistentVolumeClaim", "v1"))):
-            for obj in self.cluster.list(api_version, kind, namespace, CACHE_SELECTOR):
+            for obj in self.cluster.list(api_version, kind, namespace, naming.CACHE_SELECTOR):
                 meta = obj["metadata"]
                 if meta.get("deletionTimestamp"):
                     continue  # already going (e.g. its namespace is being deleted)
