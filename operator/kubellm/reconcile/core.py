@@ -68,6 +68,7 @@ from kubellm.sizing.commitments import (
     commitment_from_status,
     commitment_from_workload,
     committed_inventory,
+    is_own_pod,
     merge_commitments,
 )
 from kubellm.sizing.types import Inventory
@@ -80,8 +81,6 @@ POLICY_KIND = "LicensePolicy"
 # spans several nodes (its CRD may be missing: then KindNotServed, and nothing is created).
 WORKLOAD_KINDS = {"Deployment": "apps/v1", lws.KIND: lws.API_VERSION}
 KIND_NOT_SERVED = "KindNotServed"
-SERVING_SELECTOR = (f"{naming.LABEL_MANAGED_BY}={naming.MANAGED_BY},"
-                    f"{naming.LABEL_COMPONENT}={naming.COMPONENT_SERVER}")
 
 
 @dataclass
@@ -210,7 +209,8 @@ class Reconciler:
                                  list[dict[str, Any]]]:
         """Nodes, Pods and kubellm serving Deployments (snapshots shared for inventory_ttl)."""
         deployments = ([] if self._inventory_builder is not None
-                       else self._snapshot("Deployment", "apps/v1", SERVING_SELECTOR))
+                       else self._snapshot("Deployment", "apps/v1",
+                                                     naming.SERVING_SELECTOR))
         return self._snapshot("Node"), self._snapshot("Pod"), deployments
 
     def inventory(self, own: tuple[str, str],
@@ -223,11 +223,7 @@ class Reconciler:
         nodes, pods, deployments = observed or self._observed()
         builder = self._inventory_builder
         if builder is not None:  # tests: a fixed inventory
-            selector = naming.selector_labels(own[1])
-            mine = [p for p in pods if (p.get("metadata") or {}).get("namespace") == own[0]
-                    and all(((p.get("metadata") or {}).get("labels") or {}).get(k) == v
-                            for k, v in selector.items())]
-            return builder(nodes, [p for p in pods if p not in mine])
+            return builder(nodes, [p for p in pods if not is_own_pod(p, own)])
         commitments = merge_commitments(self._ledger, deployments)
         return committed_inventory(nodes, pods, commitments, own)
 

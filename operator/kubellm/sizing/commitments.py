@@ -229,7 +229,8 @@ def _live(pod: Mapping[str, Any]) -> bool:
     return _get(pod, "status", "phase") not in ("Succeeded", "Failed")
 
 
-def _is_own_pod(pod: Mapping[str, Any], own: Key | None) -> bool:
+def is_own_pod(pod: Mapping[str, Any], own: Key | None) -> bool:
+    """Whether ``pod`` is a serving pod of the LLMDeployment ``own`` (namespace, name)."""
     if own is None or _get(pod, "metadata", "namespace") != own[0]:
         return False
     labels = _get(pod, "metadata", "labels") or {}
@@ -309,7 +310,7 @@ def committed_inventory(
 ) -> Inventory:
     """The inventory with free GPUs = allocatable - bound pods - unbound commitments, leaving out
     everything of ``own`` (its pods, its Deployment, its ledger entry)."""
-    others = [p for p in pods if _live(p) and not _is_own_pod(p, own)]
+    others = [p for p in pods if _live(p) and not is_own_pod(p, own)]
     promised = [c for c in commitments if c.key != own]
     return inventory_from_nodes(nodes, others, reserved=reserved_by_node(nodes, others, promised))
 
