@@ -111,14 +111,19 @@ def parse_pools(text: str, source: str = "nodes.yaml") -> list[NodePool]:
     return pools
 
 
+def _reject_unknown(raw: dict[str, Any], allowed: frozenset[str], where: str) -> None:
+    """A SpecError naming the first field of ``raw`` that is not ``allowed``."""
+    unknown = sorted(set(raw) - allowed)
+    if unknown:
+        raise SpecError(
+            f"{where}.{unknown[0]}", "unknown field", f"allowed: {', '.join(sorted(allowed))}"
+        )
+
+
 def _parse_pool(raw: Any, where: str) -> NodePool:
     if not isinstance(raw, dict):
         raise SpecError(where, "must be a mapping with at least 'name' and 'count'")
-    unknown = sorted(set(raw) - _POOL_KEYS)
-    if unknown:
-        raise SpecError(
-            f"{where}.{unknown[0]}", "unknown field", f"allowed: {', '.join(sorted(_POOL_KEYS))}"
-        )
+    _reject_unknown(raw, _POOL_KEYS, where)
     name = raw.get("name")
     if not isinstance(name, str) or not _DNS_LABEL.match(name):
         raise SpecError(
@@ -156,11 +161,7 @@ def _parse_pool(raw: Any, where: str) -> NodePool:
 def _parse_gpu(raw: Any, where: str) -> GpuSpec:
     if not isinstance(raw, dict):
         raise SpecError(where, "must be a mapping with product, count and memoryMiB")
-    unknown = sorted(set(raw) - _GPU_KEYS)
-    if unknown:
-        raise SpecError(
-            f"{where}.{unknown[0]}", "unknown field", f"allowed: {', '.join(sorted(_GPU_KEYS))}"
-        )
+    _reject_unknown(raw, _GPU_KEYS, where)
     product = raw.get("product")
     if not isinstance(product, str) or not product or not _LABEL_VALUE.match(product):
         raise SpecError(

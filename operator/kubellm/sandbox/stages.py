@@ -114,7 +114,36 @@ phase: Running
 """
 )
 
-_POD_RUNNING = """\
+# Shared fragments of the pod status templates (kwok Go templates, not Python formats).
+_POD_IPS = """\
+hostIP: {{ NodeIPWith .spec.nodeName | Quote }}
+podIP: {{ PodIPWith .spec.nodeName ( or .spec.hostNetwork false ) ( or .metadata.uid "" ) \
+( or .metadata.name "" ) ( or .metadata.namespace "" ) | Quote }}
+"""
+
+
+def _terminated_containers(exit_code: str, reason: str, message: str | None = None) -> str:
+    """``containerStatuses`` with every container terminated with ``exit_code``."""
+    note = f'      message: "{message}"\n' if message else ""
+    return (
+        "containerStatuses:\n"
+        "{{ range .spec.containers }}\n"
+        "- name: {{ .name | Quote }}\n"
+        "  image: {{ .image | Quote }}\n"
+        "  ready: false\n"
+        "  started: false\n"
+        "  restartCount: 0\n"
+        "  state:\n"
+        "    terminated:\n"
+        f"      exitCode: {exit_code}\n"
+        f"      reason: {reason}\n" + note + "      startedAt: {{ $now | Quote }}\n"
+        "      finishedAt: {{ $now | Quote }}\n"
+        "{{ end }}\n"
+    )
+
+
+_POD_RUNNING = (
+    """\
 {{ $now := Now }}
 conditions:
 - {type: PodScheduled, status: "True", lastTransitionTime: {{ $now | Quote }}}
@@ -145,14 +174,16 @@ initContainerStatuses:
     terminated: {exitCode: 0, reason: Completed, startedAt: {{ $now | Quote }}, \
 finishedAt: {{ $now | Quote }}}
 {{ end }}
-hostIP: {{ NodeIPWith .spec.nodeName | Quote }}
-podIP: {{ PodIPWith .spec.nodeName ( or .spec.hostNetwork false ) ( or .metadata.uid "" ) \
-( or .metadata.name "" ) ( or .metadata.namespace "" ) | Quote }}
+"""
+    + _POD_IPS
+    + """\
 phase: Running
 startTime: {{ $now | Quote }}
 """
+)
 
-_POD_TERMINATED = """\
+_POD_TERMINATED = (
+    """\
 {{ $now := Now }}
 {{ $annotations := or .metadata.annotations dict }}
 {{ $code := or ( index $annotations "EXIT_CODE_ANNOTATION" ) "1" }}
@@ -162,52 +193,28 @@ conditions:
 - {type: ContainersReady, status: "False", reason: PodFailed, lastTransitionTime: {{ $now | Quote \
 }}}
 - {type: Ready, status: "False", reason: PodFailed, lastTransitionTime: {{ $now | Quote }}}
-containerStatuses:
-{{ range .spec.containers }}
-- name: {{ .name | Quote }}
-  image: {{ .image | Quote }}
-  ready: false
-  started: false
-  restartCount: 0
-  state:
-    terminated:
-      exitCode: {{ $code }}
-      reason: Error
-      message: "failed on purpose: pod annotated FAIL_ANNOTATION"
-      startedAt: {{ $now | Quote }}
-      finishedAt: {{ $now | Quote }}
-{{ end }}
-hostIP: {{ NodeIPWith .spec.nodeName | Quote }}
-podIP: {{ PodIPWith .spec.nodeName ( or .spec.hostNetwork false ) ( or .metadata.uid "" ) \
-( or .metadata.name "" ) ( or .metadata.namespace "" ) | Quote }}
+""".replace("EXIT_CODE_ANNOTATION", EXIT_CODE_ANNOTATION)
+    + _terminated_containers(
+        "{{ $code }}", "Error", f"failed on purpose: pod annotated {FAIL_ANNOTATION}"
+    )
+    + _POD_IPS
+    + """\
 phase: Failed
 startTime: {{ or .status.startTime $now | Quote }}
-""".replace("EXIT_CODE_ANNOTATION", EXIT_CODE_ANNOTATION).replace(
-    "FAIL_ANNOTATION", FAIL_ANNOTATION
+"""
 )
 
-_POD_SUCCEEDED = """\
+_POD_SUCCEEDED = (
+    """\
 {{ $now := Now }}
 conditions:
 - {type: ContainersReady, status: "False", reason: PodCompleted, lastTransitionTime: {{ $now \
 | Quote }}}
 - {type: Ready, status: "False", reason: PodCompleted, lastTransitionTime: {{ $now | Quote }}}
-containerStatuses:
-{{ range .spec.containers }}
-- name: {{ .name | Quote }}
-  image: {{ .image | Quote }}
-  ready: false
-  started: false
-  restartCount: 0
-  state:
-    terminated:
-      exitCode: 0
-      reason: Completed
-      startedAt: {{ $now | Quote }}
-      finishedAt: {{ $now | Quote }}
-{{ end }}
-phase: Succeeded
 """
+    + _terminated_containers("0", "Completed")
+    + "phase: Succeeded\n"
+)
 
 _PV_FOR_PVC = """\
 apiVersion: v1
