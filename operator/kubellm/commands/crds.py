@@ -1,4 +1,5 @@
-"""``kubellm crds``: print the generated CRDs, or write them into a directory (``--write DIR``)."""
+"""``kubellm crds``: print the generated CRDs, or write them into a directory (``--write DIR``),
+and/or write the Markdown API reference generated from them (``--docs DIR``)."""
 
 from __future__ import annotations
 
@@ -16,7 +17,10 @@ def register(subparsers: Any) -> None:
             "Print the CustomResourceDefinitions of kubellm.io/v1alpha1 (LLMDeployment, "
             "LicensePolicy) as YAML, e.g. `kubellm crds | kubectl apply --server-side -f -`. "
             "With --write DIR, write DIR/kubellm.io_llmdeployments.yaml and "
-            "DIR/kubellm.io_licensepolicies.yaml instead (the repository keeps them in crds/)."
+            "DIR/kubellm.io_licensepolicies.yaml instead (the repository keeps them in crds/). "
+            "With --docs DIR, write the API reference generated from the CRD schemas as "
+            "DIR/llmdeployment.md and DIR/licensepolicy.md (the repository keeps them in "
+            "docs/reference/)."
         ),
     )
     parser.add_argument(
@@ -25,15 +29,26 @@ def register(subparsers: Any) -> None:
         type=Path,
         help="write one file per CRD into DIR instead of printing",
     )
+    parser.add_argument(
+        "--docs",
+        metavar="DIR",
+        type=Path,
+        help="write one Markdown reference page per CRD into DIR instead of printing",
+    )
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from kubellm import crdgen
+    from kubellm import apiref, crdgen
 
-    if args.write is not None:
-        for path in crdgen.write_all(args.write):
-            print(f"wrote {path}")
+    if args.write is None and args.docs is None:
+        sys.stdout.write(crdgen.render_all())
         return 0
-    sys.stdout.write(crdgen.render_all())
+    written: list[Path] = []
+    if args.write is not None:
+        written += crdgen.write_all(args.write)
+    if args.docs is not None:
+        written += apiref.write_all(crdgen.all_crds(), args.docs)
+    for path in written:
+        print(f"wrote {path}")
     return 0
