@@ -9,20 +9,16 @@ in the diff; regenerate with::
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from goldens import GOLDEN, assert_golden
 from test_render_cases import IMAGE, Case, cases
 
 from kubellm.cache import render_download_job, render_pvc
 from kubellm.errors import KubellmError
 from kubellm.runtimes import get_runtime
-
-GOLDEN = Path(__file__).resolve().parent.parent / "golden"
-UPDATE = os.environ.get("UPDATE_GOLDEN") == "1"
 
 
 def render_case(case: Case) -> str:
@@ -43,15 +39,7 @@ def render_case(case: Case) -> str:
 
 @pytest.mark.parametrize("case", cases(), ids=lambda c: c.name)
 def test_golden(case: Case) -> None:
-    path = GOLDEN / f"{case.name}.yaml"
-    text = render_case(case)
-    if UPDATE:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text, encoding="utf-8")
-    assert path.exists(), f"{path} missing: run UPDATE_GOLDEN=1 pytest {__file__}"
-    assert text == path.read_text(encoding="utf-8"), (
-        f"{path.name} differs from the rendering; review, then UPDATE_GOLDEN=1 to accept"
-    )
+    assert_golden(GOLDEN / f"{case.name}.yaml", render_case(case), __file__)
 
 
 def test_rendering_is_deterministic() -> None:
