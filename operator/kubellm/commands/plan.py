@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from kubellm.commands.catalog_flags import add_catalog_flags, apply_catalog_flags
+
 EPILOG = """\
 examples:
   kubellm plan -f examples/llama-3.1-8b-l4.yaml
@@ -64,6 +66,7 @@ def register(sub: Any) -> None:
     p.add_argument(
         "--show-objects", action="store_true", help="in text output, also print the manifests"
     )
+    add_catalog_flags(p)  # the operator's --gpu-catalog / --runtime-image, for the same plan
     p.set_defaults(func=run)
 
 
@@ -181,6 +184,7 @@ def run(args: argparse.Namespace) -> int:
     from kubellm.manifests import Manifests, parse_documents
     from kubellm.planner import plan_deployment
 
+    apply_catalog_flags(args)
     manifests = Manifests()
     for source, text in _read_sources(args.filename) + _read_sources(args.policy):
         parsed = parse_documents(text, source)

@@ -2,11 +2,16 @@
 
 Images with pinned tags, ports, probe paths and timings, quantization flag mappings and the GPU
 each (runtime x quantization) needs all live in the YAML with their sources; code reads them here.
+
+``use_image_overrides`` replaces runtime images for the process (``kubellm run``/``plan``
+``--runtime-image vllm=IMAGE``, e.g. a mirror or a pinned digest); an LLMDeployment's own
+``spec.image`` still wins over both the override and the catalogue.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import re
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from typing import Any
 
@@ -101,11 +106,53 @@ def _runtime(name: str, raw: dict[str, Any]) -> RuntimeInfo:
     )
 
 
+_image_overrides: dict[str, str] = {}
+# An OCI reference: [registry[:port]/]path[:tag][@digest], no spaces (distribution/reference).
+_IMAGE = re.compile(
+    r"^[a-z0-9]+([._:/-][a-zA-Z0-9_]+)*(:[\w][\w.-]{0,127})?(@[a-z0-9]+:[a-f0-9]{32,})?$")
+
+
+def parse_image_overrides(pairs: list[str]) -> dict[str, str]:
+    """``["vllm=IMAGE", "tgi=IMAGE"]`` -> ``{runtime: image}``; a ValueError names the pair and
+    what is wrong (unknown runtime, missing ``=``, not an image reference, given twice)."""
+    known = sorted(_raw()["runtimes"])
+    out: dict[str, str] = {}
+    for pair in pairs:
+        name, sep, image = (part.strip() for part in pair.partition("="))
+        if not sep or not name or not image:
+            raise ValueError(f"{pair!r}: expected RUNTIME=IMAGE, e.g. "
+                             "vllm=registry.example/vllm-openai:v0.29.0")
+        if name not in known:
+            raise ValueError(f"{pair!r}: unknown runtime {name!r}; known: "
+                             f"{', '.join(known)}")
+        if not _IMAGE.match(image):
+            raise ValueError(f"{pair!r}: {image!r} is not an image reference")
+        if name in out and out[name] != image:
+            raise ValueError(f"{name} given twice ({out[name]}, {image})")
+        out[name] = image
+    return out
+
+
+def use_image_overrides(images: dict[str, str]) -> None:
+    """Serve ``images`` (runtime -> image) instead of the catalogue's for this process; ``{}``
+    resets. Process-wide like the catalogue itself, so run and plan render the same images."""
+    global _image_overrides
+    unknown = sorted(set(images) - set(_raw()["runtimes"]))
+    if unknown:
+        raise ValueError(f"image overrides for unknown runtime(s): {', '.join(unknown)}")
+    _image_overrides = dict(images)
+    runtime_infos.cache_clear()
+
+
 @lru_cache(maxsize=1)
 def runtime_infos() -> dict[str, RuntimeInfo]:
-    """Every runtime of the catalogue, by name (sorted)."""
+    """Every runtime of the catalogue, by name (sorted), with the image overrides applied."""
     raw = _raw()["runtimes"]
-    return {name: _runtime(name, raw[name]) for name in sorted(raw)}
+    infos = {name: _runtime(name, raw[name]) for name in sorted(raw)}
+    for name, image in _image_overrides.items():
+        infos[name] = replace(infos[name], image=image,
+                              image_source=f"override (--runtime-image {name}=...)")
+    return infos
 
 
 def runtime_info(name: str) -> RuntimeInfo:

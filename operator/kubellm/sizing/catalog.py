@@ -6,6 +6,10 @@ onto one catalogue entry, case-insensitively. MIG and time-slicing suffixes are 
 (``NVIDIA-A100-SXM4-40GB-MIG-1g.5gb`` and ``NVIDIA-L4-SHARED`` name the parent GPU): the entry
 then gives the compute capability; a MIG slice's memory comes from ``mig_slice_memory_mib``.
 
+``--gpu-catalog FILE`` (``kubellm run`` and ``kubellm plan``) adds or replaces entries:
+``read_gpu_catalog_file`` validates them (errors name the file, the entry and the field),
+``use_gpu_overrides`` installs them for the process, ``merge_gpu_catalogs`` is the pure merge.
+
 ``gpu_supports`` answers whether a GPU generation runs a quantization's kernels, from the
 ``kernels`` table of the same file (a fast path and an optional slower fallback per method).
 """
@@ -16,6 +20,8 @@ import re
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
+
+import yaml
 
 from kubellm.datafiles import load_mapping
 from kubellm.sizing.types import GpuType, Quant
@@ -44,23 +50,140 @@ def _raw() -> dict[str, Any]:
     return load_mapping("gpus.yaml")
 
 
-@cache
-def load_gpu_catalog() -> tuple[GpuType, ...]:
-    """Every GPU of ``data/gpus.yaml``, in file order."""
+# Fields of one catalogue entry: name -> (required, accepted YAML types, what it must be).
+_GPU_FIELDS: dict[str, tuple[bool, tuple[type, ...], str]] = {
+    "product": (True, (str,), "the nvidia.com/gpu.product label value"),
+    "memory_mib": (True, (int,), "a positive whole number of MiB"),
+    "compute_capability": (True, (str, int, float), 'a CUDA compute capability such as "8.9"'),
+    "products": (False, (list,), "a list of other label spellings"),
+    "aliases": (False, (list,), "a list of short names"),
+    "relative_cost": (False, (int, float), "a positive number"),
+    "source": (False, (str,), "where the numbers come from"),
+}
+_CC = re.compile(r"^\d{1,2}(\.\d)?$")
+
+
+def parse_gpu_entries(entries: Any, origin: str) -> tuple[GpuType, ...]:
+    """Validate catalogue entries (``data/gpus.yaml``'s ``gpus`` or an override file's) into
+    GpuTypes; a ValueError names ``origin``, the entry and the field when one is wrong."""
+    if not isinstance(entries, list):
+        raise ValueError(f"{origin}: gpus must be a list of GPU entries")
     out: list[GpuType] = []
-    for entry in _raw()["gpus"]:
+    for i, entry in enumerate(entries):
+        where = f"{origin}: gpus[{i}]"
+        if not isinstance(entry, dict):
+            raise ValueError(f"{where}: expected a mapping with product, memory_mib, "
+                             "compute_capability")
+        if isinstance(entry.get("product"), str) and entry["product"].strip():
+            where += f" ({entry['product']})"
+        unknown = sorted(set(entry) - set(_GPU_FIELDS))
+        if unknown:
+            raise ValueError(f"{where}: unknown field(s) {', '.join(unknown)}; known: "
+                             f"{', '.join(_GPU_FIELDS)}")
+        for field, (required, types, what) in _GPU_FIELDS.items():
+            value = entry.get(field)
+            if value is None:
+                if required:
+                    raise ValueError(f"{where}.{field}: missing; must be {what}")
+                continue
+            bad_type = not isinstance(value, types) or isinstance(value, bool)
+            if bad_type or (isinstance(value, list) and not all(
+                    isinstance(v, str) and v.strip() for v in value)):
+                raise ValueError(f"{where}.{field}: {value!r} is not {what}")
+        product = str(entry["product"]).strip()
+        if not product:
+            raise ValueError(f"{where}.product: empty; must be {_GPU_FIELDS['product'][2]}")
+        if entry["memory_mib"] <= 0:
+            raise ValueError(f"{where}.memory_mib: {entry['memory_mib']!r} is not "
+                             f"{_GPU_FIELDS['memory_mib'][2]}")
+        if not _CC.match(str(entry["compute_capability"])):
+            raise ValueError(f"{where}.compute_capability: {entry['compute_capability']!r} is "
+                             f"not {_GPU_FIELDS['compute_capability'][2]}")
+        cost = float(entry.get("relative_cost", 1.0))
+        if cost <= 0:
+            raise ValueError(f"{where}.relative_cost: {cost!r} is not a positive number")
         out.append(
             GpuType(
-                product=str(entry["product"]),
+                product=product,
                 memory_gib=round(int(entry["memory_mib"]) / 1024, 2),
                 compute_capability=_cc(entry["compute_capability"]),
-                aliases=tuple(str(a) for a in entry.get("aliases", ())),
-                products=tuple(str(p) for p in entry.get("products", ())),
-                relative_cost=float(entry.get("relative_cost", 1.0)),
+                aliases=tuple(str(a) for a in entry.get("aliases") or ()),
+                products=tuple(str(p) for p in entry.get("products") or ()),
+                relative_cost=cost,
                 source=str(entry.get("source", "")),
             )
         )
     return tuple(out)
+
+
+def read_gpu_catalog_file(path: str) -> tuple[GpuType, ...]:
+    """GPU entries from a YAML file (``gpus: [...]`` as in ``data/gpus.yaml``, or a bare list),
+    e.g. ``kubellm run --gpu-catalog FILE``; a ValueError names the file and what is wrong."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            data = yaml.safe_load(handle)
+    except OSError as exc:
+        raise ValueError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    except yaml.YAMLError as exc:
+        raise ValueError(f"{path}: not valid YAML: {exc}") from None
+    if isinstance(data, dict):
+        unknown = sorted(set(data) - {"gpus"})
+        if unknown:
+            raise ValueError(f"{path}: unknown top-level key(s) {', '.join(unknown)}; "
+                             "expected gpus")
+        data = data.get("gpus")
+    if data is None:
+        return ()
+    return parse_gpu_entries(data, path)
+
+
+def merge_gpu_catalogs(base: tuple[GpuType, ...],
+                       extra: tuple[GpuType, ...]) -> tuple[GpuType, ...]:
+    """``base`` with ``extra`` applied: an extra entry whose product (case-insensitively) is a
+    base product replaces it in place; the others are appended in their order. A name (product,
+    spelling or alias) meaning two different GPUs afterwards is a ValueError naming both."""
+    merged = list(base)
+    position = {gpu.product.lower(): i for i, gpu in enumerate(merged)}
+    for gpu in extra:
+        key = gpu.product.lower()
+        if key in position:
+            merged[position[key]] = gpu
+        else:
+            position[key] = len(merged)
+            merged.append(gpu)
+    owner: dict[str, str] = {}
+    for gpu in merged:
+        for name in dict.fromkeys(n.lower() for n in (gpu.product, *gpu.products, *gpu.aliases)):
+            if name in owner:
+                raise ValueError(f"GPU catalogue: name {name!r} of {gpu.product} is already a "
+                                 f"name of {owner[name]}")
+            owner[name] = gpu.product
+    return tuple(merged)
+
+
+_overrides: tuple[GpuType, ...] = ()
+
+
+def use_gpu_overrides(extra: tuple[GpuType, ...]) -> None:
+    """Add/replace catalogue entries for this process (``--gpu-catalog``); ``()`` resets.
+
+    Process-wide on purpose: the sizer and the inventory look GPUs up through this module, and
+    ``kubellm run`` and ``kubellm plan`` must both see the same catalogue. Checked at once, so a
+    clash is reported at start-up, not at the first lookup.
+    """
+    global _overrides
+    merge_gpu_catalogs(parse_gpu_entries(_raw()["gpus"], "kubellm/data/gpus.yaml"), extra)
+    _overrides = tuple(extra)
+    load_gpu_catalog.cache_clear()
+    _index.cache_clear()
+
+
+@cache
+def load_gpu_catalog() -> tuple[GpuType, ...]:
+    """Every GPU of ``data/gpus.yaml`` in file order, with the overrides of
+    ``use_gpu_overrides`` applied (replaced in place, added at the end)."""
+    base = parse_gpu_entries(_raw()["gpus"], "kubellm/data/gpus.yaml")
+    return merge_gpu_catalogs(base, _overrides)
 
 
 @cache
@@ -68,10 +191,7 @@ def _index() -> dict[str, GpuType]:
     index: dict[str, GpuType] = {}
     for gpu in load_gpu_catalog():
         for name in (gpu.product, *gpu.products, *gpu.aliases):
-            key = name.lower()
-            if key in index and index[key] is not gpu:
-                raise ValueError(f"kubellm/data/gpus.yaml: name {name!r} is used twice")
-            index[key] = gpu
+            index[name.lower()] = gpu
     return index
 
 

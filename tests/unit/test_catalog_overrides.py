@@ -1,0 +1,202 @@
+"""GPU catalogue and runtime image overrides (``--gpu-catalog``, ``--runtime-image``): the pure
+merge and validation, and ``kubellm plan`` sizing and rendering with them as the operator would."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from kubellm.runtimes import catalog as runtimes
+from kubellm.sizing import catalog as gpus
+from kubellm.sizing.types import GpuType
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLES = ROOT / "examples"
+
+NEW_GPU = {"product": "NVIDIA-RTX-PRO-6000-Blackwell", "aliases": ["rtx-pro-6000"],
+           "memory_mib": 97887, "compute_capability": "12.0", "relative_cost": 1.8,
+           "source": "NVIDIA RTX PRO 6000 data sheet (96 GB GDDR7)"}
+
+
+@pytest.fixture(autouse=True)
+def _reset() -> Iterator[None]:
+    yield
+    gpus.use_gpu_overrides(())
+    runtimes.use_image_overrides({})
+
+
+def write(tmp_path: Path, doc: Any, name: str = "gpus.yaml") -> str:
+    path = tmp_path / name
+    path.write_text(yaml.safe_dump(doc))
+    return str(path)
+
+
+# ---------------------------------------------------------------- GPU catalogue
+
+
+def test_an_added_gpu_is_found_by_product_and_alias(tmp_path: Path) -> None:
+    before = len(gpus.load_gpu_catalog())
+    assert gpus.lookup_gpu("rtx-pro-6000") is None
+    gpus.use_gpu_overrides(gpus.read_gpu_catalog_file(write(tmp_path, {"gpus": [NEW_GPU]})))
+    found = gpus.lookup_gpu("nvidia-rtx-pro-6000-blackwell")
+    assert found is not None and found is gpus.lookup_gpu("RTX-PRO-6000")
+    assert found.memory_gib == round(97887 / 1024, 2) and found.compute_capability == (12, 0)
+    catalog = gpus.load_gpu_catalog()
+    assert len(catalog) == before + 1 and catalog[-1] is found  # appended, order kept
+
+
+def test_an_entry_with_a_known_product_replaces_it_in_place(tmp_path: Path) -> None:
+    base = gpus.load_gpu_catalog()
+    position = [g.product for g in base].index("NVIDIA-L4")
+    entry = {"product": "nvidia-l4", "aliases": ["l4"], "memory_mib": 23034,
+             "compute_capability": 8.9, "relative_cost": 0.1, "source": "our price"}
+    gpus.use_gpu_overrides(gpus.read_gpu_catalog_file(write(tmp_path, [entry])))
+    catalog = gpus.load_gpu_catalog()
+    assert len(catalog) == len(base)
+    assert catalog[position].relative_cost == 0.1 and catalog[position].source == "our price"
+    assert gpus.lookup_gpu("l4") is catalog[position]
+    # the replaced entry's other spellings are gone with it (the override says what it knows)
+    assert gpus.lookup_gpu("nvidia-l4") is catalog[position]
+
+
+def test_reset_restores_the_built_in_catalogue(tmp_path: Path) -> None:
+    base = gpus.load_gpu_catalog()
+    gpus.use_gpu_overrides(gpus.read_gpu_catalog_file(write(tmp_path, [NEW_GPU])))
+    gpus.use_gpu_overrides(())
+    assert gpus.load_gpu_catalog() == base and gpus.lookup_gpu("rtx-pro-6000") is None
+
+
+def test_merge_is_pure_and_refuses_a_name_meaning_two_gpus() -> None:
+    a = GpuType("A", 10.0, (8, 0), aliases=("x",))
+    b = GpuType("B", 20.0, (9, 0))
+    assert gpus.merge_gpu_catalogs((a,), (b,)) == (a, b)
+    with pytest.raises(ValueError, match=r"name 'x' of C is already a name of A"):
+        gpus.merge_gpu_catalogs((a, b), (GpuType("C", 30.0, (9, 0), aliases=("X",)),))
+
+
+def test_a_clash_with_the_built_in_catalogue_is_reported_at_once(tmp_path: Path) -> None:
+    clash = {**NEW_GPU, "aliases": ["h100"]}
+    extra = gpus.read_gpu_catalog_file(write(tmp_path, [clash]))
+    with pytest.raises(ValueError, match="'h100' of NVIDIA-RTX-PRO-6000-Blackwell"):
+        gpus.use_gpu_overrides(extra)
+    assert gpus.lookup_gpu("h100").product == "NVIDIA-H100-80GB-HBM3"  # nothing installed
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    ({"memory_mib": None}, r"gpus\[0\] \(NVIDIA-RTX-PRO-6000-Blackwell\)\.memory_mib: missing"),
+    ({"memory_mib": "96GB"}, r"\.memory_mib: '96GB' is not a positive whole number"),
+    ({"memory_mib": 0}, r"\.memory_mib: 0 is not a positive"),
+    ({"memory_mib": True}, r"\.memory_mib: True is not"),
+    ({"compute_capability": "Blackwell"}, r"\.compute_capability: 'Blackwell' is not a CUDA"),
+    ({"aliases": "rtx"}, r"\.aliases: 'rtx' is not a list"),
+    ({"aliases": ["ok", ""]}, r"\.aliases: \['ok', ''\] is not a list"),
+    ({"relative_cost": -1}, r"\.relative_cost: -1.0 is not a positive number"),
+    ({"memory": 1}, r"unknown field\(s\) memory; known: product, memory_mib"),
+    ({"product": ""}, r"gpus\[0\]\.product: empty"),
+    ({"product": None}, r"gpus\[0\]\.product: missing"),
+])
+def test_bad_entries_name_the_file_entry_and_field(tmp_path: Path, change: dict[str, Any],
+                                                   message: str) -> None:
+    entry = {k: v for k, v in {**NEW_GPU, **change}.items() if v is not None}
+    path = write(tmp_path, {"gpus": [entry]})
+    with pytest.raises(ValueError, match=message) as info:
+        gpus.read_gpu_catalog_file(path)
+    assert str(info.value).startswith(path)
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("gpus: {product: x}\n", "gpus must be a list"),
+    ("gpu: []\n", "unknown top-level key.* gpu; expected gpus"),
+    ("gpus: [\n", "not valid YAML"),
+    ("gpus: [42]\n", r"gpus\[0\]: expected a mapping"),
+])
+def test_bad_files(tmp_path: Path, text: str, message: str) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text(text)
+    with pytest.raises(ValueError, match=message):
+        gpus.read_gpu_catalog_file(str(path))
+    with pytest.raises(ValueError, match="cannot read"):
+        gpus.read_gpu_catalog_file(str(tmp_path / "missing.yaml"))
+
+
+def test_the_built_in_catalogue_passes_the_same_validation() -> None:
+    raw = yaml.safe_load((ROOT / "operator" / "kubellm" / "data" / "gpus.yaml").read_text())
+    assert gpus.parse_gpu_entries(raw["gpus"], "gpus.yaml") == gpus.load_gpu_catalog()
+
+
+# ---------------------------------------------------------------- runtime images
+
+
+def test_image_overrides_replace_the_catalogue_image() -> None:
+    pinned = runtimes.runtime_info("vllm").image
+    images = runtimes.parse_image_overrides(
+        ["vllm=registry.example:5000/vllm/vllm-openai:v0.29.0",
+         "tgi=mirror.example/tgi@sha256:" + "a" * 64])
+    runtimes.use_image_overrides(images)
+    assert runtimes.runtime_info("vllm").image == "registry.example:5000/vllm/vllm-openai:v0.29.0"
+    assert runtimes.runtime_info("tgi").image.endswith("a" * 64)
+    assert runtimes.runtime_info("vllm").port == 8000  # nothing else changes
+    runtimes.use_image_overrides({})
+    assert runtimes.runtime_info("vllm").image == pinned
+
+
+@pytest.mark.parametrize(("pairs", "message"), [
+    (["vllm"], "expected RUNTIME=IMAGE"),
+    (["vllm="], "expected RUNTIME=IMAGE"),
+    (["sglang=x/y:1"], "unknown runtime 'sglang'; known: tgi, vllm"),
+    (["vllm=not an image"], "'not an image' is not an image reference"),
+    (["vllm=a/b:1", "vllm=a/b:2"], "vllm given twice"),
+])
+def test_bad_image_overrides(pairs: list[str], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        runtimes.parse_image_overrides(pairs)
+
+
+# ---------------------------------------------------------------- kubellm plan
+
+
+def _plan(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    from hubfixtures.cache import build_offline_cache
+
+    hub = build_offline_cache(tmp_path / "hf")
+    env = {"PATH": "/usr/bin:/bin", "HF_HUB_OFFLINE": "1", "HF_HUB_CACHE": str(hub),
+           "HF_HOME": str(tmp_path / "home"), "HF_HUB_DISABLE_TELEMETRY": "1",
+           "PYTHONPATH": str(ROOT / "operator")}
+    return subprocess.run([sys.executable, "-m", "kubellm", "plan", *args], env=env,
+                          capture_output=True, text=True, timeout=60)
+
+
+def test_plan_sizes_and_renders_with_the_overrides(tmp_path: Path) -> None:
+    doc = yaml.safe_load((EXAMPLES / "qwen2.5-7b-l4.yaml").read_text())
+    doc["spec"]["gpu"]["type"] = "rtx-pro-6000"
+    manifest = write(tmp_path, doc, "llmd.yaml")
+    inventory = write(tmp_path, [{"gpuProduct": NEW_GPU["product"], "gpusPerNode": 2,
+                                  "nodes": 1}], "inventory.yaml")
+    catalog = write(tmp_path, {"gpus": [NEW_GPU]})
+    without = _plan(tmp_path, "-f", manifest, "--inventory", inventory, "-o", "json")
+    assert without.returncode != 0, "an unknown GPU type must not plan"
+    proc = _plan(tmp_path, "-f", manifest, "--inventory", inventory, "-o", "json",
+                 "--gpu-catalog", catalog, "--runtime-image", "vllm=mirror.example/vllm:v1")
+    assert proc.returncode == 0, proc.stderr + proc.stdout
+    report = json.loads(proc.stdout)
+    assert report["sizing"]["gpuType"] == NEW_GPU["product"]
+    images = [c["image"] for o in report["objects"] if o["kind"] == "Deployment"
+              for c in o["spec"]["template"]["spec"]["containers"]]
+    assert images == ["mirror.example/vllm:v1"]
+
+
+def test_plan_refuses_a_bad_catalogue_with_exit_2(tmp_path: Path) -> None:
+    bad = write(tmp_path, {"gpus": [{**NEW_GPU, "memory_mib": "lots"}]})
+    proc = _plan(tmp_path, "-f", str(EXAMPLES / "qwen2.5-7b-l4.yaml"), "--gpu-catalog", bad)
+    assert proc.returncode == 2
+    assert "--gpu-catalog" in proc.stderr and "memory_mib" in proc.stderr, proc.stderr
+    proc = _plan(tmp_path, "-f", str(EXAMPLES / "qwen2.5-7b-l4.yaml"),
+                 "--runtime-image", "triton=x/y:1")
+    assert proc.returncode == 2 and "unknown runtime 'triton'" in proc.stderr, proc.stderr
