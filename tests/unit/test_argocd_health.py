@@ -8,6 +8,7 @@ The expected results live in deploy/argocd/health_test.yaml (Argo CD's own table
 
 from __future__ import annotations
 
+import fnmatch
 import importlib.util
 import json
 import shutil
@@ -27,6 +28,8 @@ ROOT = Path(__file__).resolve().parents[2]
 ARGOCD = ROOT / "deploy" / "argocd"
 HEALTH_LUA = ARGOCD / "health.lua"
 POLICY_LUA = ARGOCD / "licensepolicy-health.lua"
+APPLICATION_LUA = ARGOCD / "application-health.lua"
+EXAMPLES = ROOT / "examples"
 TABLE = yaml.safe_load((ARGOCD / "health_test.yaml").read_text())["tests"]
 STATUSES = {"Healthy", "Progressing", "Degraded", "Suspended", "Missing", "Unknown"}
 
@@ -214,19 +217,49 @@ def _generator() -> Any:
     return module
 
 
-def test_argocd_cm_patch_is_generated_from_the_lua_files() -> None:
+@pytest.mark.parametrize(("patch_name", "expected"), [
+    ("argocd-cm-patch.yaml", {
+        "resource.customizations.health.kubellm.io_LLMDeployment": HEALTH_LUA,
+        "resource.customizations.health.kubellm.io_LicensePolicy": POLICY_LUA,
+    }),
+    ("argocd-cm-app-of-apps-patch.yaml", {
+        "resource.customizations.health.argoproj.io_Application": APPLICATION_LUA,
+    }),
+])
+def test_argocd_cm_patches_are_generated_from_the_lua_files(patch_name: str,
+                                                            expected: dict[str, Path]) -> None:
     gen = _generator()
-    on_disk = (ARGOCD / "argocd-cm-patch.yaml").read_text()
-    assert on_disk == gen.render(), (
-        "deploy/argocd/argocd-cm-patch.yaml is stale: run "
-        ".venv/bin/python deploy/argocd/gen_cm_patch.py"
+    assert set(gen.PATCHES) == {"argocd-cm-patch.yaml", "argocd-cm-app-of-apps-patch.yaml"}
+    on_disk = (ARGOCD / patch_name).read_text()
+    assert on_disk == gen.render(patch_name), (
+        f"deploy/argocd/{patch_name} is stale: run .venv/bin/python deploy/argocd/gen_cm_patch.py"
     )
     patch = yaml.safe_load(on_disk)
     assert patch["kind"] == "ConfigMap" and patch["metadata"]["name"] == "argocd-cm"
-    assert patch["data"] == {
-        "resource.customizations.health.kubellm.io_LLMDeployment": HEALTH_LUA.read_text(),
-        "resource.customizations.health.kubellm.io_LicensePolicy": POLICY_LUA.read_text(),
-    }
+    assert patch["data"] == {key: lua.read_text() for key, lua in expected.items()}
+
+
+WAITING = {"status": "Progressing",
+           "message": "Waiting for the Application's health to be reported"}
+
+
+@pytest.mark.parametrize(("status", "want"), [
+    (None, WAITING),
+    ({"sync": {"status": "Synced"}}, WAITING),
+    ({"health": {"status": "Healthy"}}, {"status": "Healthy", "message": ""}),
+    ({"health": {"status": "Progressing", "message": "llmd/qwen-7b: Downloading"}},
+     {"status": "Progressing", "message": "llmd/qwen-7b: Downloading"}),
+    ({"health": {"status": "Degraded", "message": "LicenseDenied"}},
+     {"status": "Degraded", "message": "LicenseDenied"}),
+    ({"health": {"status": "Missing"}}, {"status": "Missing", "message": ""}),
+])
+def test_application_health_passes_the_childs_health_through(
+        status: dict[str, Any] | None, want: dict[str, str]) -> None:
+    app: dict[str, Any] = {"apiVersion": "argoproj.io/v1alpha1", "kind": "Application",
+                           "metadata": {"name": "kubellm"}}
+    if status is not None:
+        app["status"] = status
+    assert run_health(APPLICATION_LUA, app) == want
 
 
 # ---------------------------------------------------------------- the same on gopher-lua
@@ -260,7 +293,8 @@ def _all_inputs() -> list[dict[str, Any]]:
     return objs
 
 
-@pytest.mark.parametrize("script", [HEALTH_LUA, POLICY_LUA], ids=lambda p: p.name)
+@pytest.mark.parametrize("script", [HEALTH_LUA, POLICY_LUA, APPLICATION_LUA],
+                         ids=lambda p: p.name)
 def test_gopher_lua_gives_the_same_answers(gopher_lua: Path, script: Path) -> None:
     objs = _all_inputs()
     proc = subprocess.run(
@@ -279,20 +313,62 @@ def test_gopher_lua_gives_the_same_answers(gopher_lua: Path, script: Path) -> No
         assert got == {k: v for k, v in want.items() if v}, obj
 
 
-def test_application_examples_order_crds_and_operator_before_models() -> None:
-    apps = {
-        a["metadata"]["name"]: a
-        for a in yaml.safe_load_all((ARGOCD / "applications.yaml").read_text())
-    }
-    operator, models = apps["kubellm"], apps["kubellm-models"]
+def _argocd_example(name: str) -> dict[str, Any]:
+    doc: dict[str, Any] = yaml.safe_load((EXAMPLES / "argocd" / name).read_text())
+    assert doc["kind"] == "Application", name
+    return doc
 
-    def wave(app: dict[str, Any]) -> int:
-        return int(app["metadata"]["annotations"]["argocd.argoproj.io/sync-wave"])
 
-    assert wave(operator) < wave(models)
+def _wave(obj: dict[str, Any]) -> int:
+    annotations = obj["metadata"].get("annotations") or {}
+    return int(annotations.get("argocd.argoproj.io/sync-wave", "0"))
+
+
+def _brace_globs(pattern: str) -> list[str]:
+    """Argo CD's directory include/exclude: a glob, or ``{a,b}`` alternatives of globs."""
+    if pattern.startswith("{") and pattern.endswith("}"):
+        return pattern[1:-1].split(",")
+    return [pattern]
+
+
+def _selected(directory: Path, source: dict[str, Any]) -> list[Path]:
+    """The files an Argo CD directory source (recurse: false) would apply."""
+    spec = source.get("directory") or {}
+    assert spec.get("recurse") is False
+    include = _brace_globs(spec.get("include") or "*")
+    exclude = _brace_globs(spec["exclude"]) if spec.get("exclude") else []
+    return sorted(
+        p for p in directory.iterdir()
+        if p.is_file() and p.suffix in (".yaml", ".yml", ".json")
+        and any(fnmatch.fnmatch(p.name, g) for g in include)
+        and not any(fnmatch.fnmatch(p.name, g) for g in exclude)
+    )
+
+
+def test_root_application_syncs_the_operator_before_the_models() -> None:
+    root = _argocd_example("root.yaml")
+    children = _selected(ROOT / root["spec"]["source"]["path"], root["spec"]["source"])
+    assert [p.name for p in children] == ["models.yaml", "operator.yaml"]  # not itself
+    operator, models = _argocd_example("operator.yaml"), _argocd_example("models.yaml")
+    assert _wave(operator) < _wave(models)
     chart = operator["spec"]["source"]
     assert (ROOT / chart["path"] / "Chart.yaml").is_file() and chart["helm"]["skipCrds"] is False
-    source = models["spec"]["source"]
-    assert (ROOT / source["path"]).is_dir() and source["directory"]["recurse"] is False
-    assert (ROOT / source["path"] / source["directory"]["exclude"]).is_file()
     assert "SkipDryRunOnMissingResource=true" in models["spec"]["syncPolicy"]["syncOptions"]
+    for app in (root, operator, models):
+        assert app["spec"]["source"]["repoURL"] == operator["spec"]["source"]["repoURL"]
+
+
+def test_models_application_applies_policies_first_and_only_deployments_that_succeed() -> None:
+    models = _argocd_example("models.yaml")
+    source = models["spec"]["source"]
+    files = _selected(ROOT / source["path"], source)
+    docs = [d for f in files for d in yaml.safe_load_all(f.read_text()) if d]
+    kinds = {d["kind"] for d in docs}
+    assert kinds == {"LicensePolicy", "LLMDeployment"}, kinds
+    policies = [d for d in docs if d["kind"] == "LicensePolicy"]
+    deployments = [d for d in docs if d["kind"] == "LLMDeployment"]
+    assert policies and deployments
+    assert max(_wave(p) for p in policies) < min(_wave(d) for d in deployments)
+    # every exclude pattern matches a file: no stale exclusions
+    for glob in _brace_globs(source["directory"]["exclude"]):
+        assert any(fnmatch.fnmatch(p.name, glob) for p in (ROOT / source["path"]).iterdir()), glob
