@@ -63,6 +63,7 @@ EXPECTED = {
     "llama-3.1-70b-awq-h100.yaml": (0, "NVIDIA-H100-80GB-HBM3", 1, 1, "vllm", None),
     "llama-3.3-70b-bf16-tp.yaml": (0, "NVIDIA-A100-SXM4-80GB", 4, 4, "vllm", None),
     "mistral-large-denied.yaml": (1, None, None, None, "vllm", "LicenseDenied"),
+    "llama-3.3-70b-l4-does-not-fit.yaml": (1, None, None, None, "vllm", "DoesNotFit"),
 }
 
 
@@ -87,6 +88,7 @@ NAMES = {
     "llama-3.1-70b-awq-h100.yaml": "llama-70b-awq",
     "llama-3.3-70b-bf16-tp.yaml": "llama-70b",
     "mistral-large-denied.yaml": "mistral-large",
+    "llama-3.3-70b-l4-does-not-fit.yaml": "llama-70b-on-l4",
 }
 
 
@@ -129,9 +131,12 @@ def test_examples_offline(all_examples: tuple[int, dict[str, Any]], example: str
         assert gpu in json.dumps(pod["affinity"])
     else:
         assert doc["refusal"]["reason"] == refusal
-        assert lic["allowed"] is False
-        assert any(r["effect"] == "deny" for r in lic["reasons"])
         assert doc["objects"] == []
+        if refusal == "LicenseDenied":
+            assert lic["allowed"] is False
+            assert any(r["effect"] == "deny" for r in lic["reasons"])
+        else:  # DoesNotFit: the licence is fine, the GPUs are too small
+            assert lic["allowed"] is True and sizing["fits"] is False
 
 
 def test_one_example_alone_exits_by_its_own_verdict(offline_env: dict[str, str]) -> None:
@@ -143,7 +148,7 @@ def test_several_deployments_give_a_list_and_worst_exit(
     all_examples: tuple[int, dict[str, Any]],
 ) -> None:
     code, by_name = all_examples
-    assert code == 1  # the denied example
+    assert code == 1  # the denied and the does-not-fit examples
     assert sorted(by_name) == sorted(NAMES.values())
 
 
