@@ -27,7 +27,8 @@ have ownerReferences (the garbage collector removes them), shared caches are col
 
 Writes kopf itself would make are kept down in ``configure_settings``: progress and diff-base in
 ``kubellm.io/`` annotations (never ``status.kopf``, which the CRD does not declare), kopf's own
-events only for warnings and errors, no peering objects (standalone).
+events only for warnings and errors, no peering objects (standalone: with several replicas,
+``kubellm run --leader-elect`` starts kopf only in the holder of a Lease).
 """
 
 from __future__ import annotations
@@ -100,13 +101,18 @@ class Options:
 
 
 _options: Options | None = None
+_metrics: Metrics | None = None  # given by ``kubellm run`` when it already serves them
 _runtime: Runtime | None = None
 
 
-def configure(options: Options) -> None:
-    """Set the options before ``kopf.run`` (``kubellm run`` does; KopfRunner uses the env)."""
-    global _options
-    _options = options
+def configure(options: Options, metrics: Metrics | None = None) -> None:
+    """Set the options before ``kopf.run`` (``kubellm run`` does; KopfRunner uses the env).
+
+    ``metrics``: an instance already served on ``options.metrics_port`` (a leader-election
+    standby serves them before kopf starts); without it ``startup`` creates and serves one.
+    """
+    global _options, _metrics
+    _options, _metrics = options, metrics
 
 
 def runtime() -> Runtime:
@@ -289,7 +295,10 @@ class Runtime:
         for task in self.tasks:
             task.cancel()
         await asyncio.gather(*self.tasks, return_exceptions=True)
-        self.executor.shutdown(wait=False, cancel_futures=True)
+        # Queued reconciles are dropped; running ones finish (bounded by the API request
+        # timeouts) before kopf returns, so `kubellm run --leader-elect` releases the Lease
+        # only after this instance's last write.
+        await asyncio.to_thread(self.executor.shutdown, wait=True, cancel_futures=True)
 
 
 def configure_settings(settings: kopf.OperatorSettings, options: Options) -> None:
@@ -300,7 +309,9 @@ def configure_settings(settings: kopf.OperatorSettings, options: Options) -> Non
         prefix=GROUP, key="last-handled-configuration")
     settings.posting.level = logging.WARNING  # kopf's own events: warnings/errors only
     settings.posting.reporting_component = "kubellm"
-    settings.peering.standalone = True  # one replica; no KopfPeering objects to write
+    # No KopfPeering objects to write: one instance reconciles — the only replica, or the holder
+    # of the leader Lease (``kubellm run --leader-elect``, kubellm.k8s.leader) started kopf.
+    settings.peering.standalone = True
     settings.peering.mandatory = False
     settings.execution.max_workers = options.workers
     settings.execution.default_backoff = 30
@@ -320,9 +331,12 @@ async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
     global _runtime
     options = _options or Options.from_env()
     configure_settings(settings, options)
-    metrics = Metrics()
-    if options.metrics_port:
-        metrics.serve(options.metrics_port)
+    metrics = _metrics
+    if metrics is None:
+        metrics = Metrics()
+        if options.metrics_port:
+            metrics.serve(options.metrics_port)
+    metrics.leader.set(1)  # started only once it may reconcile (leader, or no election)
     _runtime = await asyncio.to_thread(Runtime, options, metrics)
     _runtime.start()
     log.info("kubellm operator started (namespace=%s, resync=%ss, metrics=%s)",

@@ -8,7 +8,9 @@
 - ``kubellm_api_writes_total{verb,kind}``: every write request the operator sent (apply, patch,
   delete, event create) — a converged cluster's idle resync must leave it unchanged;
 - ``kubellm_deployments{condition,status}``: LLMDeployments by condition status (Ready,
-  LicenseApproved, ...), from the last reconcile of each.
+  LicenseApproved, ...), from the last reconcile of each;
+- ``kubellm_leader``: 1 while this instance reconciles (it holds the leader Lease, or runs without
+  ``--leader-elect``), 0 while it waits as a standby.
 
 A private ``CollectorRegistry`` (not the process-global one), so tests can build several.
 """
@@ -43,6 +45,9 @@ class Metrics:
                               ["verb", "kind"], registry=self.registry)
         self.deployments = Gauge("kubellm_deployments", "LLMDeployments by condition status.",
                                  ["condition", "status"], registry=self.registry)
+        self.leader = Gauge("kubellm_leader", "1 while this instance is the one reconciling "
+                            "(leader Lease held, or no leader election), 0 in standby.",
+                            registry=self.registry)
         self._lock = threading.Lock()
         self._last: dict[tuple[str, str], dict[str, str]] = {}
 
