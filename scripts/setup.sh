@@ -7,7 +7,22 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-step() { printf '\n==> %s\n' "$*"; }
+setup_started=$(date +%s)
+# A step header with the time elapsed since setup started (the first run takes minutes).
+step() { printf '\n==> %s  [%ds]\n' "$*" "$(($(date +%s) - setup_started))"; }
+# Run "$@" and print a progress line every 20 s while it runs (quiet but long: apt, pip).
+with_progress() {
+  local what=$1 start beat rc=0
+  shift
+  start=$(date +%s)
+  (while sleep 20; do echo "    ... $what: still running, $(($(date +%s) - start)) s"; done) &
+  beat=$!
+  "$@" || rc=$?
+  kill "$beat" 2>/dev/null || true
+  wait "$beat" 2>/dev/null || true
+  echo "    $what: done in $(($(date +%s) - start)) s"
+  return "$rc"
+}
 
 # --- 1. system packages (apt-get only when something is absent) --------------------------------
 for dir in /usr/local/go/bin "$HOME/go/bin"; do
@@ -28,8 +43,9 @@ if ((${#need[@]})); then
   fi
   sudo=()
   [[ $(id -u) -eq 0 ]] || sudo=(sudo)
-  "${sudo[@]}" apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${need[@]}"
+  with_progress "apt-get update" "${sudo[@]}" apt-get update -qq
+  with_progress "apt-get install" "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive \
+    apt-get install -y -qq --no-install-recommends "${need[@]}"
 fi
 if ! python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))'; then
   echo "error: kubellm needs Python >= 3.11, python3 is $(python3 -V 2>&1)" >&2
@@ -42,9 +58,9 @@ if [[ ! -x .venv/bin/python ]]; then
   python3 -m venv .venv
 fi
 step "pip install -e '.[dev]'"
-.venv/bin/python -m pip install -q --disable-pip-version-check -e '.[dev]'
+with_progress "pip install" .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[dev]'
 
 # --- 3. sandbox binaries (Go builds from the module proxy; a no-op when cached) -------------------
-step "kubellm sandbox install"
+step "kubellm sandbox install (builds report progress and elapsed time every 20 s)"
 .venv/bin/kubellm sandbox install
 
