@@ -11,8 +11,8 @@ printer column). The test shows, against a real apiserver:
     field manager owns ``.spec.versions``); the existing LLMDeployment is untouched (same
     resourceVersion and spec), the new field is accepted and kept, the new printer column shows;
 (c) removing a field from the schema hides its stored values at once (the apiserver prunes on
-    read), and the first write afterwards deletes them from etcd for good: schema changes within
-    v1alpha1 must be additive.
+    read), and the first write afterwards, even a status patch, deletes them from etcd for good:
+    schema changes within v1alpha1 must be additive.
 
 CRDs are cluster-wide and other e2e tests use the real kubellm.io ones, so both charts carry the
 same CRDs under a group and kind of this test's own (``crd-upgrade-<id>.kubellm.test``,
@@ -219,7 +219,12 @@ def test_helm_keeps_old_crds_and_the_documented_apply_upgrades_them(
         # ... but the first write under the narrower schema deletes them for good.
         crd.apply_crds(old_dir, "--force-conflicts")
         _retry("the field to be dropped", lambda: NEW_FIELD not in crd.get("survivor")["spec"])
-        cluster.kubectl("label", crd.resource, "survivor", "-n", namespace, "touched=yes")
+        # (a status patch, as the operator makes, is such a write)
+        status = {"status": {"reason": "Touched"}}
+        cluster.kubectl(
+            "patch", crd.resource, "survivor", "-n", namespace, "--subresource=status",
+            "--type=merge", "-p", json.dumps(status),
+        )  # fmt: skip
         crd.apply_crds(new_chart / "crds", "--force-conflicts")
         _retry("the new schema", lambda: crd.accepts(**{NEW_FIELD: "qwen"})[0])
         assert NEW_FIELD not in crd.get("survivor")["spec"]
