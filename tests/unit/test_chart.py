@@ -27,6 +27,7 @@ CHART = ROOT / "charts" / "kubellm"
 REPO_CRDS = ROOT / "crds"
 CHART_CRDS = CHART / "crds"
 RULES_FILE = CHART / "files" / "clusterrole-rules.yaml"
+ROLE_RULES_FILE = CHART / "files" / "role-rules.yaml"  # namespaced: the leader-election Lease
 OPERATOR_RBAC = ROOT / "operator" / "kubellm" / "data" / "rbac.yaml"
 RELEASE, NAMESPACE = "llm", "kubellm-system"
 FULLNAME = "llm-kubellm"
@@ -135,15 +136,18 @@ def permissions(rules: list[dict[str, Any]]) -> set[tuple[str, str, str]]:
     return out
 
 
-def operator_rules() -> list[dict[str, Any]]:
-    """Rules from operator/kubellm/data/rbac.yaml: a ClusterRole, a {rules: [...]} mapping, a
-    bare rule list, or several documents of which one is the ClusterRole."""
+def operator_rules(kind: str = "ClusterRole") -> list[dict[str, Any]]:
+    """Rules of the ``kind`` (ClusterRole or Role) in operator/kubellm/data/rbac.yaml: that
+    document, else (ClusterRole only) a {rules: [...]} mapping or a bare rule list."""
     docs = [d for d in yaml.safe_load_all(OPERATOR_RBAC.read_text()) if d is not None]
+    for doc in docs:
+        if isinstance(doc, dict) and doc.get("kind") == kind:
+            return list(doc["rules"])
+    if kind != "ClusterRole":
+        return []
     for doc in docs:
         if isinstance(doc, list):
             return doc
-        if isinstance(doc, dict) and doc.get("kind") == "ClusterRole":
-            return list(doc["rules"])
     for doc in docs:
         if isinstance(doc, dict) and "rules" in doc:
             return list(doc["rules"])
@@ -192,13 +196,16 @@ def test_app_version_is_the_package_version() -> None:
     )
 
 
-def test_chart_rbac_equals_what_the_operator_declares() -> None:
+@pytest.mark.parametrize(("kind", "rules_file"), [("ClusterRole", RULES_FILE),
+                                                  ("Role", ROLE_RULES_FILE)])
+def test_chart_rbac_equals_what_the_operator_declares(kind: str, rules_file: Path) -> None:
     assert OPERATOR_RBAC.exists(), f"{OPERATOR_RBAC} is the operator's own RBAC declaration"
-    chart = permissions(yaml.safe_load(RULES_FILE.read_text()))
-    operator = permissions(operator_rules())
-    assert chart == operator, (
-        f"charts/kubellm/files/clusterrole-rules.yaml must grant what {OPERATOR_RBAC.name} grants; "
-        f"only in chart: {sorted(chart - operator)}; only in operator: {sorted(operator - chart)}"
+    chart = permissions(yaml.safe_load(rules_file.read_text()))
+    operator = permissions(operator_rules(kind))
+    assert chart and chart == operator, (
+        f"charts/kubellm/files/{rules_file.name} must grant what the {kind} of "
+        f"{OPERATOR_RBAC.name} grants; only in chart: {sorted(chart - operator)}; "
+        f"only in operator: {sorted(operator - chart)}"
     )
 
 
@@ -240,11 +247,13 @@ def test_default_objects(render: Callable[..., list[dict[str, Any]]]) -> None:
         "ClusterRole",
         "ClusterRoleBinding",
         "Deployment",
+        "Role",  # leader election (leaderElection.enabled defaults to true)
+        "RoleBinding",
         "Service",
         "ServiceAccount",
     ]
     for obj in objs:
-        if obj["kind"] not in {"ClusterRole", "ClusterRoleBinding"}:
+        if obj["kind"] not in {"ClusterRole", "ClusterRoleBinding"}:  # cluster-scoped
             assert obj["metadata"]["namespace"] == NAMESPACE, obj["kind"]
         assert obj["metadata"]["labels"]["app.kubernetes.io/part-of"] == "kubellm"
 
@@ -396,7 +405,7 @@ def test_crds_ship_with_the_chart(render: Callable[..., list[dict[str, Any]]]) -
 @pytest.mark.parametrize(
     "bad",
     [
-        {"replicaCount": 3},
+        {"replicaCount": "three"},
         {"image": {"repository": "x", "pullPolicy": "Sometimes"}},
         {"metrics": {"port": "eighty"}},
         {"metrics": {"port": 70000}},
