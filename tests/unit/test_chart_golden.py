@@ -42,7 +42,7 @@ def test_full_values_switch_every_optional_object_on(helm: str) -> None:
     have the optional ones (so the golden of the full values covers them)."""
     full = {d["kind"] for d in yaml.safe_load_all(template(helm, VALUES["full"])) if d}
     default = {d["kind"] for d in yaml.safe_load_all(template(helm, None)) if d}
-    optional = {"ServiceMonitor", "LicensePolicy"}
+    optional = {"ServiceMonitor", "LicensePolicy", "PodDisruptionBudget", "ConfigMap"}
     assert optional <= full and not optional & default
     assert default <= full
 
