@@ -50,3 +50,24 @@ def test_full_values_switch_every_optional_object_on(helm: str) -> None:
 def test_no_stale_chart_golden_files() -> None:
     present = {p.stem for p in (GOLDEN / "chart").glob("*.yaml")}
     assert present <= set(VALUES), f"stale golden files: {sorted(present - set(VALUES))}"
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """A YAML loader that refuses a key given twice in one mapping (YAML parsers keep the last,
+    so a second copy of a block silently replaces the first)."""
+
+
+def _unique_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode) -> dict[object, object]:
+    keys = [loader.construct_object(k) for k, _ in node.value]
+    twice = sorted({str(k) for k in keys if keys.count(k) > 1})
+    assert not twice, f"duplicate keys {twice} in the mapping at line {node.start_mark.line + 1}"
+    return yaml.SafeLoader.construct_mapping(loader, node)
+
+
+_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _unique_mapping)
+
+
+def test_full_values_have_no_duplicate_keys() -> None:
+    yaml.load(VALUES["full"].read_text(), Loader=_UniqueKeyLoader)
+    with pytest.raises(AssertionError, match="duplicate keys"):
+        yaml.load("a: 1\nb: 2\na: 3\n", Loader=_UniqueKeyLoader)
