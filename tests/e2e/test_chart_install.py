@@ -141,7 +141,8 @@ def test_helm_install_upgrade_uninstall(cluster: Any, tmp_path: Path) -> None:
         )
 
         # The documented CRD upgrade path works against the installed CRDs, then helm upgrade.
-        cluster.kubectl("apply", "--server-side", "-f", str(CHART / "crds"))
+        cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f",
+                        str(CHART / "crds"))
         helm(
             "upgrade",
             release,
