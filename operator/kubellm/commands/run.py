@@ -16,6 +16,7 @@ kopf is imported only inside the handler, so ``kubellm --help`` stays fast.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import logging
 import os
@@ -127,13 +128,14 @@ def run(args: argparse.Namespace) -> int:
         metrics.serve(args.metrics_port)
     handlers.configure(options, metrics)
 
-    def start_kopf(stop_flag: threading.Event | None = None) -> None:
+    def start_kopf(stop_flag: StopFlag | None = None) -> None:
         kopf.run(
+            loop=stop_flag.loop if stop_flag else None,
             standalone=True,
             clusterwide=not args.namespace,
             namespaces=[args.namespace] if args.namespace else (),
             liveness_endpoint=args.liveness,
-            stop_flag=stop_flag,
+            stop_flag=stop_flag.future if stop_flag else None,
         )
 
     if not args.leader_elect:
@@ -155,8 +157,26 @@ def lease_namespace(args: argparse.Namespace) -> str:
                     "name the namespace of the Lease, e.g. kubellm-system")
 
 
+class StopFlag:
+    """kopf's stop flag, raised from the lease threads. An asyncio future on kopf's own loop:
+    with a ``threading.Event`` kopf waits for it in an executor thread, and its loop's shutdown
+    then blocks on that thread after a SIGTERM until the event is set."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.future: asyncio.Future[None] = self.loop.create_future()
+
+    def set(self) -> None:
+        def raise_it() -> None:
+            if not self.future.done():
+                self.future.set_result(None)
+
+        if not self.loop.is_closed():
+            self.loop.call_soon_threadsafe(raise_it)
+
+
 def run_elected(args: argparse.Namespace, kubeconfig: str | None, metrics: Any,
-                start_kopf: Callable[[threading.Event], None]) -> int:
+                start_kopf: Callable[[StopFlag], None]) -> int:
     """Standby until the Lease is ours, then kopf while it is renewed; 1 when it was lost."""
     from kubellm.k8s import load_api_client
     from kubellm.k8s.leader import LEASE_DURATION, RENEW_DEADLINE, RETRY_PERIOD, LeaseElector
@@ -182,7 +202,7 @@ def run_elected(args: argparse.Namespace, kubeconfig: str | None, metrics: Any,
         log.info("stopped while in standby")
         return 0
     log.info("leading: starting the operator")
-    stop_kopf, stop_renewing = threading.Event(), threading.Event()
+    stop_kopf, stop_renewing = StopFlag(), threading.Event()
     lost: list[str] = []
     # Time kopf gets to stop before a standby may take over (it waits a lease duration after
     # our last renewal; we notice at the renew deadline; one retry period of margin).
