@@ -201,3 +201,20 @@ def test_kill_9_of_the_leader_is_taken_over_within_a_lease_duration(
     apply_manifest(cluster, qwen("after-kill", namespace))
     ready(cluster, namespace, "after-kill")
     assert gauge(b, "kubellm_leader") == 1 and gauge(b, "kubellm_api_writes_total") > 0
+
+
+def test_a_leader_that_loses_the_lease_stops_and_exits_1(
+        cluster: Any, namespace: str, candidates: Candidates) -> None:
+    """Someone else holds the Lease (here: written by hand, as after a partition): the leader
+    stops reconciling and exits non-zero, so its pod restarts as a standby."""
+    a = candidates.start("op-a")
+    wait_holder(cluster, candidates.lease, "op-a", 30)
+    cluster.kubectl("patch", "lease", candidates.lease, "-n", LEASE_NAMESPACE, "--type=merge",
+                    "-p", '{"spec": {"holderIdentity": "intruder_0"}}')
+    started = time.monotonic()
+    assert a.proc is not None
+    code = a.proc.wait(RETRY_PERIOD + 15)
+    print(f"\nlease lost: the leader exited {code} after {time.monotonic() - started:.2f}s")
+    assert code == 1, a.tail()
+    assert "lost the leader lease (the lease is held by intruder_0)" in a.tail(40)
+    assert holder(cluster, candidates.lease) == "intruder_0"  # never written back
