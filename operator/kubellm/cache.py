@@ -290,8 +290,13 @@ def render_download_job(
     spec: LLMDeploymentSpec,
     *,
     image: str,
+    hub_endpoint: str | None = None,
 ) -> dict[str, Any]:
-    """The Job that runs ``kubellm download`` into the PVC (read-write), non-root, bounded."""
+    """The Job that runs ``kubellm download`` into the PVC (read-write), non-root, bounded.
+
+    ``hub_endpoint``: the operator's ``HF_ENDPOINT`` (a mirror); the Job downloads from the same
+    place the facts were read from. None: huggingface_hub's default (https://huggingface.co).
+    """
     deadline = download_deadline_seconds(ref)
     args = ["download", "--repo", facts.repo, "--revision", ref.revision]
     for pattern in ref.files:
@@ -307,6 +312,8 @@ def render_download_job(
         {"name": "HF_HUB_DISABLE_TELEMETRY", "value": "1"},
         {"name": "HOME", "value": "/tmp"},
     ]
+    if hub_endpoint:
+        env.append({"name": "HF_ENDPOINT", "value": hub_endpoint})
     if spec.hub_token_secret_ref is not None:
         env.append(
             {

@@ -80,6 +80,7 @@ class Options:
     cache_grace_seconds: float = 3600.0
     workers: int = 8
     image: str | None = None
+    hub_endpoint: str | None = None  # HF_ENDPOINT, passed on to the download Jobs
 
     @classmethod
     def from_env(cls) -> Options:
@@ -97,6 +98,7 @@ class Options:
             cache_grace_seconds=num("KUBELLM_CACHE_GRACE_SECONDS", 3600.0),
             workers=int(num("KUBELLM_WORKERS", 8)),
             image=env.get("KUBELLM_IMAGE") or None,
+            hub_endpoint=env.get("HF_ENDPOINT") or None,
         )
 
 
@@ -134,7 +136,8 @@ class Runtime:
         self.api = KubeCluster(load_api_client(options.kubeconfig), on_write=metrics.write)
         self.cluster = CachingCluster(self.api, set(WATCHED_KINDS.values()))
         self.reconciler = Reconciler(
-            self.cluster, FactsResolver().resolve, Settings(image=options.image))
+            self.cluster, FactsResolver().resolve,
+            Settings(image=options.image, hub_endpoint=options.hub_endpoint))
         try:  # GPUs promised before a restart stay promised (see Reconciler.seed)
             seeded = self.reconciler.seed(self.cluster.list(API_VERSION, KIND, options.namespace))
             log.info("GPU ledger seeded with %d deployment(s) from their status", seeded)

@@ -70,8 +70,11 @@ def plan_deployment(
     cache_complete: bool | None = None,
     today: date | None = None,
     image: str | None = None,
+    hub_endpoint: str | None = None,
 ) -> Plan:
     """Decide everything for one LLMDeployment; never raises for user errors.
+
+    ``image`` and ``hub_endpoint`` (HF_ENDPOINT, a mirror) go to the model download Job.
 
     ``cache_complete``: None (plan: show everything), True (operator: the download finished),
     False (operator: hold the serving objects back until the cache is ready).
@@ -131,7 +134,8 @@ def plan_deployment(
             cache_objects = (
                 cache_mod.render_pvc(cache_ref, namespace, spec),
                 cache_mod.render_download_job(
-                    cache_ref, namespace, facts, spec, image=operator_image
+                    cache_ref, namespace, facts, spec, image=operator_image,
+                    hub_endpoint=hub_endpoint,
                 ),
             )
         ctx = runtimes.RenderContext(

@@ -221,6 +221,20 @@ def test_download_job_without_token_and_non_root() -> None:
     assert names == sorted(names)
 
 
+def test_download_job_uses_the_operators_hub_mirror() -> None:
+    """A mirror (HF_ENDPOINT) the operator reads facts from is where the Job downloads from."""
+    facts, s = llama_8b(), spec(llama_8b().repo)
+    ref = plan_cache("ai", facts, BF16, s, image=IMAGE)
+    plain = render_download_job(ref, "ai", facts, s, image=IMAGE)
+    assert not any(e["name"] == "HF_ENDPOINT" for e in plain["spec"]["template"]["spec"]
+                   ["containers"][0]["env"])
+    mirrored = render_download_job(ref, "ai", facts, s, image=IMAGE,
+                                   hub_endpoint="https://hf-mirror.internal")
+    env = mirrored["spec"]["template"]["spec"]["containers"][0]["env"]
+    assert {"name": "HF_ENDPOINT", "value": "https://hf-mirror.internal"} in env
+    assert [e["name"] for e in env] == sorted(e["name"] for e in env)
+
+
 def test_default_image_is_the_kubellm_image_at_its_version() -> None:
     from kubellm import __version__
 

@@ -64,6 +64,15 @@ def test_cache_incomplete_holds_serving_objects_back() -> None:
     assert kinds(plan.serving_objects) == ["Deployment", "Service"]
 
 
+def test_hub_endpoint_reaches_the_download_job_only() -> None:
+    plan = plan_deployment(llmd(), facts(), [], L4_ONLY, hub_endpoint="http://mirror:8080")
+    by_kind = {o["kind"]: o for o in plan.objects}
+    job_env = by_kind["Job"]["spec"]["template"]["spec"]["containers"][0]["env"]
+    assert {"name": "HF_ENDPOINT", "value": "http://mirror:8080"} in job_env
+    serving_env = by_kind["Deployment"]["spec"]["template"]["spec"]["containers"][0]["env"]
+    assert not any(e["name"] == "HF_ENDPOINT" for e in serving_env)  # serves offline from cache
+
+
 def test_cache_disabled_has_no_cache_objects() -> None:
     plan = plan_deployment(llmd(cache={"enabled": False}), facts(), [], L4_ONLY)
     assert kinds(plan.objects) == ["Deployment", "Service"] and plan.cache_key is None

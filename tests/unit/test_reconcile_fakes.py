@@ -142,7 +142,7 @@ class ScriptedPlanner:
 
     def __call__(self, llmd: Any, facts: ModelFacts, policies: Any, inventory: Any,
                  *, cache_complete: bool | None = None, image: str | None = None,
-                 today: Any = None) -> Plan:
+                 hub_endpoint: str | None = None, today: Any = None) -> Plan:
         self.calls += 1
         name, ns = llmd.metadata.name, llmd.metadata.namespace
         key = f"k{facts.sha[:6] if facts.sha else 'none'}{abs(hash(facts.repo)) % 1000:03d}"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -217,7 +218,8 @@ def run(args: argparse.Namespace) -> int:
             continue
         own = (llmd.metadata.namespace or "default", llmd.metadata.name or "unnamed")
         sized_against = loaded.inventory(own) if isinstance(loaded, ClusterSnapshot) else inventory
-        plan = plan_deployment(llmd, facts, manifests.policies, sized_against)
+        plan = plan_deployment(llmd, facts, manifests.policies, sized_against,
+                               hub_endpoint=os.environ.get("HF_ENDPOINT") or None)
         ok = ok and plan.deployable
         reports.append(build_report(plan))
 

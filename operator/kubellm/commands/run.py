@@ -122,6 +122,7 @@ def run(args: argparse.Namespace) -> int:
         cache_grace_seconds=args.cache_grace_period,
         workers=args.workers,
         image=args.image,
+        hub_endpoint=os.environ.get("HF_ENDPOINT") or None,
     )
     metrics = Metrics()
     if args.metrics_port:

@@ -88,6 +88,7 @@ class Settings:
     """Operator tunables (``kubellm run`` flags)."""
 
     image: str | None = None  # image of the download Job (default: kubellm's own)
+    hub_endpoint: str | None = None  # HF_ENDPOINT for the download Job (a mirror; None: the Hub)
     facts_ttl: float = 600.0  # seconds a resolved ModelFacts is reused
     inventory_ttl: float = 2.0  # seconds a Nodes/Pods snapshot is reused across reconciles
     policy_ttl: float = 3.0  # seconds the LicensePolicy list is reused (invalidated on change)
@@ -365,7 +366,7 @@ class Reconciler:
         with self._gpu_lock:  # decide and commit GPUs atomically (no API calls in here)
             inventory = self.inventory(key, observed)
             plan = planner(llmd, facts, policies, inventory, cache_complete=None,
-                           image=self.settings.image)
+                           image=self.settings.image, hub_endpoint=self.settings.hub_endpoint)
             self._commit(key, plan, out)
         mark = out.mark("plan", mark)
 
