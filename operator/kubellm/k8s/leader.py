@@ -12,8 +12,11 @@ races the same way (409 AlreadyExists).
 
 Pure part (no I/O, unit-tested): ``LeaseRecord``, ``Observation``, ``decide``, ``lease_body``,
 ``released_body``. Adapter: ``LeaseElector`` reads and writes the Lease with the kubernetes
-client (written here rather than taken from the client's own ``leaderelection`` module, which
-uses ConfigMap/Endpoints-style locks without an option for our clocks or a release).
+client. Written here rather than taken from the client's own ``kubernetes.leaderelection``
+(which has a LeaseLock in the installed 37.x) because that one cannot be stopped while waiting
+(``acquire`` loops forever), never releases the Lease on shutdown (a clean hand-over would wait
+a full lease duration), times everything on the wall clock (``time.time``), and sends its
+requests without a timeout, so a hung renewal can outlive the renew deadline unnoticed.
 """
 
 from __future__ import annotations
