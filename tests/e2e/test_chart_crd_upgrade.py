@@ -25,7 +25,6 @@ from __future__ import annotations
 import copy
 import json
 import shutil
-import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -33,6 +32,7 @@ from typing import Any
 import pytest
 import yaml
 from test_chart_install import CHART, Helm, _helm_path
+from test_operator_helpers import wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -83,17 +83,6 @@ def _chart_with_crds(dest: Path, crds: dict[str, dict[str, Any]]) -> Path:
     for name, crd in crds.items():
         (dest / "crds" / name).write_text(yaml.safe_dump(crd, sort_keys=False))
     return dest
-
-
-def _retry(what: str, probe: Any, timeout: float = 60.0) -> Any:
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = probe()
-        if last:
-            return last
-        time.sleep(0.5)
-    pytest.fail(f"timed out after {timeout:.0f}s waiting for {what} (last: {last!r})")
 
 
 class Crd:
@@ -196,7 +185,8 @@ def test_helm_keeps_old_crds_and_the_documented_apply_upgrades_them(
         assert applied.returncode == 0, applied.stderr
         crd.wait_established()
         assert NEW_FIELD in crd.spec_fields() and NEW_COLUMN in crd.columns()
-        _retry("the new field to be accepted", lambda: crd.accepts(**{NEW_FIELD: "qwen"})[0])
+        wait_until(lambda: crd.accepts(**{NEW_FIELD: "qwen"})[0],
+                   what="the new field to be accepted")
         after = crd.get("survivor")
         assert after["metadata"]["resourceVersion"] == before["metadata"]["resourceVersion"]
         assert after["spec"] == before["spec"]
@@ -212,13 +202,15 @@ def test_helm_keeps_old_crds_and_the_documented_apply_upgrades_them(
         old_dir = tmp_path / "old" / "kubellm" / "crds"
         applied = crd.apply_crds(old_dir, "--force-conflicts")
         assert applied.returncode == 0, applied.stderr
-        _retry("the field to be dropped", lambda: NEW_FIELD not in crd.get("survivor")["spec"])
+        wait_until(lambda: NEW_FIELD not in crd.get("survivor")["spec"],
+                   what="the field to be dropped")
         # ... and come back if the field returns before any write ...
         crd.apply_crds(new_chart / "crds", "--force-conflicts")
-        _retry("the field to come back", lambda: NEW_FIELD in crd.get("survivor")["spec"])
+        wait_until(lambda: NEW_FIELD in crd.get("survivor")["spec"], what="the field to come back")
         # ... but the first write under the narrower schema deletes them for good.
         crd.apply_crds(old_dir, "--force-conflicts")
-        _retry("the field to be dropped", lambda: NEW_FIELD not in crd.get("survivor")["spec"])
+        wait_until(lambda: NEW_FIELD not in crd.get("survivor")["spec"],
+                   what="the field to be dropped")
         # (a status patch, as the operator makes, is such a write)
         status = {"status": {"reason": "Touched"}}
         cluster.kubectl(
@@ -226,7 +218,7 @@ def test_helm_keeps_old_crds_and_the_documented_apply_upgrades_them(
             "--type=merge", "-p", json.dumps(status),
         )  # fmt: skip
         crd.apply_crds(new_chart / "crds", "--force-conflicts")
-        _retry("the new schema", lambda: crd.accepts(**{NEW_FIELD: "qwen"})[0])
+        wait_until(lambda: crd.accepts(**{NEW_FIELD: "qwen"})[0], what="the new schema")
         assert NEW_FIELD not in crd.get("survivor")["spec"]
     finally:
         if installed:

@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 import yaml
+from test_operator_helpers import wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -71,17 +72,6 @@ def _can_i(cluster: Any, subject: str, verb: str, resource: str) -> bool:
     return proc.stdout.strip() == "yes"
 
 
-def _wait(what: str, probe: Any, timeout: float = 120.0) -> Any:
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = probe()
-        if last:
-            return last
-        time.sleep(1)
-    pytest.fail(f"timed out after {timeout:.0f}s waiting for {what} (last: {last!r})")
-
-
 def test_helm_install_upgrade_uninstall(cluster: Any, tmp_path: Path) -> None:
     helm = Helm(_helm_path(cluster), cluster.kubeconfig, tmp_path)
     suffix = uuid.uuid4().hex[:6]
@@ -130,14 +120,15 @@ def test_helm_install_upgrade_uninstall(cluster: Any, tmp_path: Path) -> None:
         assert not _can_i(cluster, subject, "create", "licensepolicies.kubellm.io")
 
         # kwok runs the pod: the Deployment becomes available.
-        _wait(
-            "the operator Deployment to be available",
+        wait_until(
             lambda: (
                 _get(cluster, "-n", namespace, "deployment", fullname)
                 .get("status", {})
                 .get("availableReplicas")
                 == 1
             ),
+            120,
+            what="the operator Deployment to be available",
         )
 
         # The documented CRD upgrade path works against the installed CRDs, then helm upgrade.
@@ -259,7 +250,8 @@ def test_the_operator_runs_with_the_charts_rbac(
 
             seen: list[dict[str, Any]] = []
 
-            live = _wait("the LLMDeployment to be Ready under the chart's RBAC", ready, 150)
+            live = wait_until(ready, 150,
+                              what="the LLMDeployment to be Ready under the chart's RBAC")
             time.sleep(2)  # let events and the resync settle
     finally:
         if operator is not None:
