@@ -72,6 +72,40 @@ def _can_i(cluster: Any, subject: str, verb: str, resource: str) -> bool:
     return proc.stdout.strip() == "yes"
 
 
+#: Rules every authenticated user has (system:basic-user and friends); not the chart's doing.
+EVERYONE = {
+    ("authorization.k8s.io", "selfsubjectaccessreviews", "create"),
+    ("authorization.k8s.io", "selfsubjectrulesreviews", "create"),
+    ("authentication.k8s.io", "selfsubjectreviews", "create"),
+}
+
+
+def _expand(rules: list[dict[str, Any]]) -> set[tuple[str, str, str]]:
+    """(apiGroup, resource, verb) triples of RBAC rules (resourceNames are not used)."""
+    return {(group, resource, verb) for rule in rules for group in rule.get("apiGroups") or [""]
+            for resource in rule["resources"] for verb in rule["verbs"]}
+
+
+def _declared(name: str) -> set[tuple[str, str, str]]:
+    return _expand(yaml.safe_load((CHART / "files" / name).read_text()))
+
+
+def _granted(cluster: Any, subject: str, namespace: str) -> set[tuple[str, str, str]]:
+    """What the apiserver's authorizer grants ``subject`` in ``namespace``, asked as it
+    (a SelfSubjectRulesReview under impersonation). Wildcards are refused outright."""
+    review = {"apiVersion": "authorization.k8s.io/v1", "kind": "SelfSubjectRulesReview",
+              "spec": {"namespace": namespace}}
+    out = cluster.kubectl("create", "-f", "-", "-o", "json", f"--as={subject}",
+                          input=json.dumps(review)).stdout
+    status = json.loads(out)["status"]
+    assert not status.get("incomplete"), status.get("evaluationError")
+    rules = status["resourceRules"]
+    for rule in rules:
+        assert not rule.get("resourceNames"), rule
+        assert "*" not in rule["verbs"] + rule["resources"] + rule.get("apiGroups", []), rule
+    return _expand(rules)
+
+
 def test_helm_install_upgrade_uninstall(cluster: Any, tmp_path: Path) -> None:
     helm = Helm(_helm_path(cluster), cluster.kubeconfig, tmp_path)
     suffix = uuid.uuid4().hex[:6]
@@ -118,6 +152,13 @@ def test_helm_install_upgrade_uninstall(cluster: Any, tmp_path: Path) -> None:
         assert _can_i(cluster, subject, "get", "secrets")  # spec.hubTokenSecretRef, by name
         assert not _can_i(cluster, subject, "list", "secrets")
         assert not _can_i(cluster, subject, "create", "licensepolicies.kubellm.io")
+        # Exhaustively: what the apiserver says the ServiceAccount may do, in the release
+        # namespace (ClusterRole + the Lease Role) and in any other one (ClusterRole only), is
+        # exactly the chart's declared rules plus what every authenticated user gets.
+        cluster_rules = _declared("clusterrole-rules.yaml")
+        assert _granted(cluster, subject, namespace) == (
+            cluster_rules | _declared("role-rules.yaml") | EVERYONE)
+        assert _granted(cluster, subject, "default") == cluster_rules | EVERYONE
 
         # kwok runs the pod: the Deployment becomes available.
         wait_until(
