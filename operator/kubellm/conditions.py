@@ -25,7 +25,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal
 
+from kubellm import reasons
 from kubellm.api.v1alpha1 import Condition
+from kubellm.reasons import Reason
 
 Status = Literal["True", "False", "Unknown"]
 
@@ -118,7 +120,7 @@ def summarize(stages: Sequence[Want]) -> Want:
     Unknown one (Ready=Unknown). A missing stage counts as Unknown.
     """
     by_type = {w.type: w for w in stages}
-    ordered = [by_type.get(t, Want(t, "Unknown", "NotEvaluated", f"{t} not evaluated yet"))
+    ordered = [by_type.get(t, Want(t, "Unknown", Reason.NOT_EVALUATED, f"{t} not evaluated yet"))
                for t in STAGES]
     for status in ("False", "Unknown"):
         for want in ordered:
@@ -126,12 +128,13 @@ def summarize(stages: Sequence[Want]) -> Want:
                 message = f"{want.type}: {want.message}" if want.message else want.type
                 return Want(READY, want.status, want.reason, message)
     notes = [w.message for w in ordered if w.reason not in _PLAIN_TRUE_REASONS and w.message]
-    return Want(READY, "True", "Ready", "; ".join(notes) if notes else "Serving")
+    return Want(READY, "True", Reason.READY, "; ".join(notes) if notes else "Serving")
 
 
-# Reasons of True stages that need no mention in the Ready message.
-_PLAIN_TRUE_REASONS = frozenset(
-    {"Allowed", "Fits", "Downloaded", "MinimumReplicasAvailable", "ReplicasReady"}
+# Reasons of True stages that need no mention in the Ready message (the others carry a note:
+# the licence warnings, the cache being disabled).
+_PLAIN_TRUE_REASONS: frozenset[str] = frozenset(
+    {Reason.ALLOWED, Reason.FITS, Reason.DOWNLOADED, Reason.MINIMUM_REPLICAS_AVAILABLE}
 )
 
 
@@ -160,14 +163,13 @@ class Transition:
         return self.new.status == "False" and self.new.reason not in PROGRESSING_REASONS
 
 
-# False-but-fine reasons: the deployment is on its way, nothing needs a human.
-PROGRESSING_REASONS = frozenset(
-    {"Downloading", "NoDeployment", "NoReplicasReady", "ScaledToZero", "NotPlanned"}
-)
+# False-but-fine reasons: the deployment is on its way, or at rest as asked; nothing needs a
+# human (kubellm.reasons: the WAITING and IDLE categories).
+PROGRESSING_REASONS: frozenset[str] = reasons.of(reasons.Category.WAITING, reasons.Category.IDLE)
 
 
 # True-but-worth-a-Warning reasons.
-WARNING_REASONS = frozenset({"AllowedWithWarnings"})
+WARNING_REASONS: frozenset[str] = frozenset({Reason.ALLOWED_WITH_WARNINGS})
 
 
 def transitions(old: Sequence[Condition], new: Sequence[Condition]) -> list[Transition]:

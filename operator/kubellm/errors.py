@@ -18,17 +18,23 @@ to fix it. The operator maps the two branches onto kopf in the handlers layer on
 
 from __future__ import annotations
 
+from kubellm.reasons import Reason
+
 
 class KubellmError(Exception):
-    """Base of every kubellm error. ``reason`` is a CamelCase condition reason."""
+    """Base of every kubellm error. ``reason`` is its condition reason (``kubellm.reasons``).
 
-    reason: str = "Error"
+    Each subclass names its reason; an instance holds it as a plain ``str`` (it leaves kubellm
+    as data: status, events, ``kubellm plan -o yaml``). The base class itself is never raised:
+    an error nobody classified would be an internal one.
+    """
 
-    def __init__(self, message: str, *, reason: str | None = None) -> None:
+    reason: str = Reason.INTERNAL_ERROR
+
+    def __init__(self, message: str, *, reason: Reason | None = None) -> None:
         super().__init__(message)
         self.message = message
-        if reason is not None:
-            self.reason = reason
+        self.reason = str(reason if reason is not None else self.reason)
 
     def __str__(self) -> str:
         return self.message
@@ -37,13 +43,13 @@ class KubellmError(Exception):
 class PermanentError(KubellmError):
     """The input must change before a retry can succeed."""
 
-    reason = "InvalidSpec"
+    reason = Reason.INVALID_SPEC
 
 
 class SpecError(PermanentError):
     """An invalid field. ``field`` is its dotted path, e.g. ``spec.gpu.count``."""
 
-    reason = "InvalidSpec"
+    reason = Reason.INVALID_SPEC
 
     def __init__(self, field: str, problem: str, fix: str | None = None) -> None:
         self.field = field
@@ -56,38 +62,39 @@ class SpecError(PermanentError):
 
 
 class ModelNotFoundError(PermanentError):
-    reason = "ModelNotFound"
+    reason = Reason.MODEL_NOT_FOUND
 
 
 class GatedModelError(PermanentError):
-    reason = "GatedModel"
+    reason = Reason.GATED_MODEL
 
 
 class LicenseDeniedError(PermanentError):
-    reason = "LicenseDenied"
+    reason = Reason.LICENSE_DENIED
 
 
 class DoesNotFitError(PermanentError):
-    reason = "DoesNotFit"
+    reason = Reason.DOES_NOT_FIT
 
 
 class UnsupportedError(PermanentError):
-    reason = "Unsupported"
+    reason = Reason.UNSUPPORTED
 
 
 class TemporaryError(KubellmError):
     """Retry later. ``delay`` is a hint in seconds."""
 
-    reason = "Retrying"
+    reason = Reason.RETRYING
 
-    def __init__(self, message: str, *, delay: float = 30.0, reason: str | None = None) -> None:
+    def __init__(self, message: str, *, delay: float = 30.0,
+                 reason: Reason | None = None) -> None:
         super().__init__(message, reason=reason)
         self.delay = delay
 
 
 class HubUnavailableError(TemporaryError):
-    reason = "HubUnavailable"
+    reason = Reason.HUB_UNAVAILABLE
 
 
 class ClusterError(TemporaryError):
-    reason = "ClusterError"
+    reason = Reason.CLUSTER_ERROR

@@ -49,6 +49,7 @@ from kubellm import naming
 from kubellm.api.v1alpha1 import API_VERSION, GROUP, VERSION
 from kubellm.errors import KubellmError, PermanentError, TemporaryError
 from kubellm.metrics import Metrics
+from kubellm.reasons import Reason
 from kubellm.reconcile import Outcome, Reconciler, Settings
 from kubellm.reconcile.cachegc import CacheCollector
 
@@ -209,7 +210,7 @@ class Runtime:
         """Track deployments refused for busy GPUs and schedule their re-check."""
         sized: dict[str, Any] = next(
             (c for c in status.get("conditions") or [] if c.get("type") == "Sized"), {})
-        if sized.get("status") == "False" and sized.get("reason") == "GpusBusy":
+        if sized.get("status") == "False" and sized.get("reason") == Reason.GPUS_BUSY:
             self.gpu_waiting.add(key)
             if key not in self.gpu_timers:
                 self.gpu_timers.add(key)

@@ -25,6 +25,7 @@ from typing import Any
 from kubellm.api.v1alpha1 import LicensePolicy, LLMDeployment
 from kubellm.errors import PermanentError
 from kubellm.facts import ModelFacts
+from kubellm.reasons import Reason
 from kubellm.sizing.types import Inventory, Quant, SizingResult
 
 
@@ -52,7 +53,7 @@ class Plan:
     objects: tuple[dict[str, Any], ...] = ()
     cache_key: str | None = None
     cache: Any = None  # kubellm.cache.CacheRef
-    refusal_reason: str | None = None  # CamelCase condition reason
+    refusal_reason: str | None = None  # a kubellm.reasons.Reason value, as a plain str
     refusal: str | None = None  # human sentence with numbers
     warnings: tuple[str, ...] = field(default=())
 
@@ -101,8 +102,8 @@ def plan_deployment(
 
     if facts.access_error is not None:  # gated without a usable token: the card was readable
         if not decision.allowed:
-            return _refuse(base, "LicenseDenied", _denials(decision))
-        return _refuse(base, "GatedModel", facts.access_error)
+            return _refuse(base, Reason.LICENSE_DENIED, _denials(decision))
+        return _refuse(base, Reason.GATED_MODEL, facts.access_error)
 
     try:
         quant = sizing.resolve_quant(spec, facts)
@@ -116,12 +117,12 @@ def plan_deployment(
     base = _replace(base, sizing=result, runtime=runtime_name, quant=quant)
 
     if not decision.allowed:
-        return _refuse(base, "LicenseDenied", _denials(decision))
+        return _refuse(base, Reason.LICENSE_DENIED, _denials(decision))
     if not result.fits:
         multi = _multi_node_instead(runtime, facts, spec, inventory)
         if multi is not None:
-            return _refuse(base, "Unsupported", multi)
-        return _refuse(base, result.reason or "DoesNotFit", result.message)
+            return _refuse(base, Reason.UNSUPPORTED, multi)
+        return _refuse(base, result.reason or Reason.DOES_NOT_FIT, result.message)
 
     gpu = sizing.lookup_gpu(result.gpu_type) if result.gpu_type else None
     try:
@@ -200,9 +201,12 @@ def _replace(plan: Plan, **changes: Any) -> Plan:
 
 
 def _refuse(plan: Plan, reason: str, message: str) -> Plan:
+    """``reason`` is a ``Reason`` (or an error's reason); stored as a plain ``str``, because the
+    plan leaves kubellm as data (``kubellm plan -o yaml``: PyYAML's safe dumper refuses ``str``
+    subclasses)."""
     return _replace(
         plan,
-        refusal_reason=reason,
+        refusal_reason=str(reason),
         refusal=message,
         objects=(),
         cache_objects=(),

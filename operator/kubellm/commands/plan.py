@@ -14,9 +14,12 @@ import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kubellm.commands.catalog_flags import add_catalog_flags, apply_catalog_flags
+
+if TYPE_CHECKING:
+    from kubellm.errors import KubellmError
 
 EPILOG = """\
 examples:
@@ -237,8 +240,8 @@ def run(args: argparse.Namespace) -> int:
     return 0 if ok else 1
 
 
-def _facts_failure(llmd: Any, exc: Exception) -> dict[str, Any]:
-    reason = getattr(exc, "reason", "Error")
+def _facts_failure(llmd: Any, exc: KubellmError) -> dict[str, Any]:
+    reason = exc.reason
     return {
         "name": llmd.metadata.name,
         "namespace": llmd.metadata.namespace or "default",

@@ -36,6 +36,7 @@ from kubernetes.dynamic import exceptions as _dyn_exc
 
 from kubellm.errors import ClusterError, PermanentError, UnsupportedError
 from kubellm.k8s.diff import apply_reason, with_hash
+from kubellm.reasons import Reason
 
 # The dynamic client and the config loaders are untyped; keep the Any in one place.
 k8s_config: Any = _k8s_config
@@ -84,11 +85,12 @@ def _translate(exc: Exception, what: str) -> Exception:
     body = getattr(exc, "body", None) or getattr(exc, "summary", lambda: "")()
     text = f"{what}: HTTP {status}: {str(body)[:300]}"
     if status in (400, 422):
-        return PermanentError(text, reason="InvalidObject")
+        return PermanentError(text, reason=Reason.INVALID_OBJECT)
     if status == 403:
-        return ClusterError(text + " (check the operator's RBAC)", delay=60, reason="Forbidden")
+        return ClusterError(text + " (check the operator's RBAC)", delay=60,
+                            reason=Reason.FORBIDDEN)
     if status == 409:
-        return ClusterError(text, delay=1, reason="Conflict")
+        return ClusterError(text, delay=1, reason=Reason.CONFLICT)
     return ClusterError(text, delay=5)
 
 
@@ -112,7 +114,7 @@ class KubeCluster:
             hint = _KIND_HINTS.get(kind, "install its CRD or change the spec")
             raise UnsupportedError(
                 f"this cluster serves no {kind} ({api_version}): {hint}",
-                reason="KindNotServed") from exc
+                reason=Reason.KIND_NOT_SERVED) from exc
 
     def get(self, api_version: str, kind: str, name: str, namespace: str | None) -> (
         dict[str, Any] | None

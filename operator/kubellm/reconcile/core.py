@@ -60,6 +60,7 @@ from kubellm.api.v1alpha1 import (
 )
 from kubellm.errors import KubellmError, PermanentError, SpecError, TemporaryError
 from kubellm.facts import ModelFacts
+from kubellm.reasons import Reason
 from kubellm.reconcile import status
 from kubellm.reconcile.ports import ClusterPort, FactsPort
 from kubellm.runtimes import lws
@@ -80,7 +81,6 @@ POLICY_KIND = "LicensePolicy"
 # The kinds that run serving pods, by kind: a Deployment, or a LeaderWorkerSet when one replica
 # spans several nodes (its CRD may be missing: then KindNotServed, and nothing is created).
 WORKLOAD_KINDS = {"Deployment": "apps/v1", lws.KIND: lws.API_VERSION}
-KIND_NOT_SERVED = "KindNotServed"
 
 
 @dataclass
@@ -290,7 +290,7 @@ class Reconciler:
             live = self.cluster.get(WORKLOAD_KINDS[kind], kind, naming.serving_name(name),
                                     namespace)
         except PermanentError as exc:
-            if exc.reason == KIND_NOT_SERVED:
+            if exc.reason == Reason.KIND_NOT_SERVED:
                 return None
             raise
         refs = ((live or {}).get("metadata") or {}).get("ownerReferences") or []
@@ -335,7 +335,7 @@ class Reconciler:
         except PermanentError as exc:
             # e.g. the apiserver refused a rendered object, or a kind it does not serve: keep
             # what status said, and say why Ready is False (never a silent half-deployment)
-            if exc.reason == KIND_NOT_SERVED:  # nothing was created: hold no GPUs for it
+            if exc.reason == Reason.KIND_NOT_SERVED:  # nothing was created: hold no GPUs for it
                 out.gpus_released = self.release(namespace, name)
             self._finish(body, out, old_status, old_conditions, generation, [], None, exc,
                          include_available=False)
@@ -344,7 +344,7 @@ class Reconciler:
         except Exception as exc:  # a bug: say so in status rather than leave it unexplained
             log.exception("%s/%s: reconcile failed", out.namespace, out.name)
             bug = TemporaryError(f"internal error: {type(exc).__name__}: {exc}", delay=60,
-                                 reason="InternalError")
+                                 reason=Reason.INTERNAL_ERROR)
             self._finish(body, out, old_status, old_conditions, generation, [], None, bug,
                          include_available=False)
         return out
@@ -392,12 +392,12 @@ class Reconciler:
                 else:
                     self._apply(obj, out)
         if plan.deployable and job_manifest is None:
-            cache_state: status.CacheState = ("True", "CacheDisabled",
+            cache_state: status.CacheState = ("True", Reason.CACHE_DISABLED,
                                               "spec.cache.enabled is false")
         elif plan.deployable:
             cache_state = status.job_state(job_live)
         else:
-            cache_state = ("Unknown", "NotPlanned", plan.refusal or "")
+            cache_state = ("Unknown", Reason.NOT_PLANNED, plan.refusal or "")
         cache_complete = cache_state[0] == "True"
         mark = out.mark("cache", mark)
 

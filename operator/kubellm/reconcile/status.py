@@ -16,6 +16,7 @@ from typing import Any
 from kubellm import conditions as cond
 from kubellm import naming
 from kubellm.facts import ModelFacts
+from kubellm.reasons import Reason
 from kubellm.runtimes import lws
 
 CacheState = tuple[cond.Status, str, str]
@@ -24,23 +25,24 @@ CacheState = tuple[cond.Status, str, str]
 def job_state(job: dict[str, Any] | None) -> CacheState:
     """(status, reason, message) of a download Job for the CacheReady condition."""
     if job is None:
-        return "False", "Downloading", "download Job not created yet"
+        return "False", Reason.DOWNLOADING, "download Job not created yet"
     st = job.get("status") or {}
     for c in st.get("conditions") or []:
         if c.get("status") != "True":
             continue
         if c.get("type") in ("Complete", "SuccessCriteriaMet"):
-            return "True", "Downloaded", f"Job {job['metadata']['name']} completed"
+            return "True", Reason.DOWNLOADED, f"Job {job['metadata']['name']} completed"
         if c.get("type") in ("Failed", "FailureTarget"):
-            reason = cond.camel_reason(c.get("reason"), "DownloadFailed")
+            reason = cond.camel_reason(c.get("reason"), Reason.DOWNLOAD_FAILED)
             text = c.get("message") or "the download Job failed"
             return "False", reason, f"Job {job['metadata']['name']} failed: {text}"
     if (st.get("succeeded") or 0) >= 1:
-        return "True", "Downloaded", f"Job {job['metadata']['name']} completed"
+        return "True", Reason.DOWNLOADED, f"Job {job['metadata']['name']} completed"
     active = st.get("active") or 0
     failed = st.get("failed") or 0
     note = f" ({failed} failed attempt(s), retrying)" if failed else ""
-    return "False", "Downloading", f"Job {job['metadata']['name']}: {active} pod(s) active{note}"
+    return ("False", Reason.DOWNLOADING,
+            f"Job {job['metadata']['name']}: {active} pod(s) active{note}")
 
 
 def selector_string(deployment: dict[str, Any]) -> str | None:
@@ -89,7 +91,7 @@ def refused_wants(reason: str, message: str) -> list[cond.Want]:
     return [
         cond.Want(cond.LICENSE_APPROVED, "Unknown", reason, message),
         cond.Want(cond.SIZED, "False", reason, message),
-        cond.Want(cond.CACHE_READY, "Unknown", "NotPlanned", "nothing to download"),
+        cond.Want(cond.CACHE_READY, "Unknown", Reason.NOT_PLANNED, "nothing to download"),
     ]
 
 
@@ -97,21 +99,22 @@ def wants(plan: Any, cache_state: CacheState) -> list[cond.Want]:
     decision = plan.license
     wants: list[cond.Want] = []
     if decision is None:
-        wants.append(cond.Want(cond.LICENSE_APPROVED, "Unknown", "NotEvaluated", ""))
+        wants.append(cond.Want(cond.LICENSE_APPROVED, "Unknown", Reason.NOT_EVALUATED, ""))
     else:
         reasons = [getattr(r, "message", str(r)) for r in getattr(decision, "reasons", [])]
-        kind = getattr(decision, "decision", "Allowed")
+        # the Decision itself (Allowed | AllowedWithWarnings) is the reason: both are Reasons
+        kind = getattr(decision, "decision", Reason.ALLOWED)
         if getattr(decision, "allowed", False):
             wants.append(cond.Want(cond.LICENSE_APPROVED, "True", kind, "; ".join(reasons)))
         else:
-            wants.append(cond.Want(cond.LICENSE_APPROVED, "False", "LicenseDenied",
+            wants.append(cond.Want(cond.LICENSE_APPROVED, "False", Reason.LICENSE_DENIED,
                                    "; ".join(reasons) or (plan.refusal or "denied")))
     sizing = plan.sizing
-    if plan.refusal_reason in (None, "LicenseDenied") and sizing is not None:
+    if plan.refusal_reason in (None, Reason.LICENSE_DENIED) and sizing is not None:
         if sizing.fits:
-            wants.append(cond.Want(cond.SIZED, "True", "Fits", sizing.message))
+            wants.append(cond.Want(cond.SIZED, "True", Reason.FITS, sizing.message))
         else:
-            wants.append(cond.Want(cond.SIZED, "False", sizing.reason or "DoesNotFit",
+            wants.append(cond.Want(cond.SIZED, "False", sizing.reason or Reason.DOES_NOT_FIT,
                                    sizing.message))
     elif plan.refusal_reason is not None:
         wants.append(cond.Want(cond.SIZED, "False", plan.refusal_reason, plan.refusal or ""))
@@ -156,13 +159,13 @@ def available(deployment: dict[str, Any] | None,
     if deployment is None:
         blocker = next((w for w in wants if w.status != "True"), None)
         why = f"waiting for {blocker.type}" if blocker else "no serving Deployment yet"
-        return cond.Want(cond.AVAILABLE, "False", "NoDeployment", why)
+        return cond.Want(cond.AVAILABLE, "False", Reason.NO_DEPLOYMENT, why)
     spec_replicas = (deployment.get("spec") or {}).get("replicas")
     ready = (deployment.get("status") or {}).get("readyReplicas") or 0
     if ready >= 1:
-        return cond.Want(cond.AVAILABLE, "True", "MinimumReplicasAvailable",
+        return cond.Want(cond.AVAILABLE, "True", Reason.MINIMUM_REPLICAS_AVAILABLE,
                          f"{ready}/{spec_replicas} replicas ready")
     if spec_replicas == 0:
-        return cond.Want(cond.AVAILABLE, "False", "ScaledToZero", "0 replicas requested")
-    return cond.Want(cond.AVAILABLE, "False", "NoReplicasReady",
+        return cond.Want(cond.AVAILABLE, "False", Reason.SCALED_TO_ZERO, "0 replicas requested")
+    return cond.Want(cond.AVAILABLE, "False", Reason.NO_REPLICAS_READY,
                      f"0/{spec_replicas} replicas ready")

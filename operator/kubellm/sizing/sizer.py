@@ -33,6 +33,7 @@ from dataclasses import dataclass, replace
 from kubellm.api.v1alpha1 import LLMDeploymentSpec
 from kubellm.errors import SpecError
 from kubellm.facts import Architecture, ModelFacts
+from kubellm.reasons import Reason
 from kubellm.sizing import memory as mem
 from kubellm.sizing.catalog import gpu_supports, is_mig, known_gpu_names, lookup_gpu
 from kubellm.sizing.quant import describe, resolve_quant, weight_bytes
@@ -378,7 +379,7 @@ def size(
         have = _inventory_summary(inventory)
         return replace(
             base,
-            reason="DoesNotFit",
+            reason=Reason.DOES_NOT_FIT,
             message=f"spec.gpu.type {spec.gpu.type} ({wanted.product}) is not in the inventory "
             f"({inventory.source}); it has {have}",
             considered=tuple(considered),
@@ -395,7 +396,7 @@ def size(
             considered.append(f"{pool.pool.gpu_product}: {why}")
     if pools and not supported:
         return replace(
-            base, reason="Unsupported", message=unsupported[0], considered=tuple(considered)
+            base, reason=Reason.UNSUPPORTED, message=unsupported[0], considered=tuple(considered)
         )
 
     options = sorted(
@@ -475,7 +476,7 @@ def _refusal(
     if not pools:
         return replace(
             base,
-            reason="DoesNotFit",
+            reason=Reason.DOES_NOT_FIT,
             message=f"{prefix}: the inventory ({inventory.source}) has no usable GPU nodes",
             considered=tuple(considered),
         )
@@ -485,7 +486,7 @@ def _refusal(
         nodes = e.option.pool.pool
         return replace(
             base,
-            reason="DoesNotFit",
+            reason=Reason.DOES_NOT_FIT,
             max_model_len=e.max_len,
             message=f"{prefix}: fits {e.option.label()} per replica, but {model.replicas} "
             f"replicas need more than the inventory's {nodes.nodes} x {nodes.gpus_per_node} x "
@@ -496,7 +497,7 @@ def _refusal(
         e = next(e for e in fitting if _place(_all_free(e.option), model.replicas)[0])
         return replace(
             base,
-            reason="GpusBusy",
+            reason=Reason.GPUS_BUSY,
             max_model_len=e.max_len,
             message=f"{prefix}: fits {e.option.label()}"
             + (f" per replica x {model.replicas} replicas" if model.replicas > 1 else "")
@@ -507,7 +508,7 @@ def _refusal(
         shapes = ", ".join(f"{p.pool.gpus_per_node} x {p.pool.gpu_product}" for p in pools)
         return replace(
             base,
-            reason="DoesNotFit",
+            reason=Reason.DOES_NOT_FIT,
             message=f"{prefix}: {count} GPUs per replica cannot be placed on the inventory's "
             f"nodes ({shapes})",
             considered=tuple(considered),
@@ -544,7 +545,7 @@ def _refusal(
         )
     return replace(
         base,
-        reason="DoesNotFit",
+        reason=Reason.DOES_NOT_FIT,
         weights_gib=round(best.weights_gib, 2),
         kv_cache_gib=round(best.kv_gib, 2),
         overhead_gib=round(best.overhead_gib, 2),
