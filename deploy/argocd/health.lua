@@ -36,6 +36,8 @@ local DEGRADED = {
   GpusBusy = true,
   -- the plan needs a kind the cluster does not serve (multi-node: LeaderWorkerSet)
   KindNotServed = true,
+  -- the apiserver refused a rendered object (422): a spec the CRD accepts but Kubernetes does not
+  InvalidObject = true,
   -- the download Job gave up (CacheReady copies the Job's Failed reason)
   DownloadFailed = true,
   BackoffLimitExceeded = true,
@@ -57,6 +59,9 @@ local PROGRESSING = {
   Retrying = true,
   HubUnavailable = true,
   ClusterError = true,
+  Conflict = true,
+  Forbidden = true,
+  InternalError = true,
 }
 
 local function describe(condition)

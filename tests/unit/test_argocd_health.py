@@ -123,30 +123,17 @@ def _healthy_when_false() -> set[str]:
     return set(re.findall(r'ready\.reason == "(\w+)"', HEALTH_LUA.read_text()))
 
 
-# Where health.lua's lists and kubellm.reasons disagree today (reported; the Lua is not changed by
-# this refactor). The answer is still right for the Ready status each of these really comes
-# with: InvalidObject is a PermanentError (Ready=False, which the script's fallback calls
-# Degraded); the others are TemporaryErrors (Ready=Unknown: Progressing). Drop an entry when
-# the Lua lists it.
-LUA_UNLISTED = {
-    Reason.INVALID_OBJECT: "False",
-    Reason.CONFLICT: "Unknown",
-    Reason.FORBIDDEN: "Unknown",
-    Reason.INTERNAL_ERROR: "Unknown",
-}
 HEALTH = {Category.REFUSED: "Degraded", Category.WAITING: "Progressing",
           Category.TEMPORARY: "Progressing"}
 
 
 def test_lua_degraded_list_is_the_refused_reasons() -> None:
     """DEGRADED: retrying cannot help (REFUSED, and the download Job's own failure reasons)."""
-    assert _lua_table("DEGRADED") == (reasons.of(Category.REFUSED) | reasons.PASSED_THROUGH) - set(
-        LUA_UNLISTED)
+    assert _lua_table("DEGRADED") == reasons.of(Category.REFUSED) | reasons.PASSED_THROUGH
 
 
 def test_lua_progressing_list_is_the_waiting_and_temporary_reasons() -> None:
-    assert _lua_table("PROGRESSING") == reasons.of(Category.WAITING, Category.TEMPORARY) - set(
-        LUA_UNLISTED)
+    assert _lua_table("PROGRESSING") == reasons.of(Category.WAITING, Category.TEMPORARY)
 
 
 def test_lua_healthy_when_false_is_the_idle_reasons() -> None:
@@ -157,7 +144,7 @@ def _by_category() -> list[tuple[str, str, str]]:
     """(reason, Ready status, expected health) for every reason that can make Ready not True."""
     cases = [(r, "False", "Degraded") for r in sorted(reasons.PASSED_THROUGH)]
     for reason in sorted(r for r in Reason if r.category in HEALTH):
-        statuses = [LUA_UNLISTED[reason]] if reason in LUA_UNLISTED else ["False", "Unknown"]
+        statuses = ["False", "Unknown"]
         cases += [(reason, s, HEALTH[reason.category]) for s in statuses]
     return cases
 
