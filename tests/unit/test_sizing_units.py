@@ -280,6 +280,16 @@ def test_nothing_fits_says_why_with_numbers() -> None:
     assert not r.fits and r.reason == "DoesNotFit"
     assert "needs 14" in r.message and "the largest node offers 4 x 22.5 GiB" in r.message
     assert len(r.considered) >= 3  # tp1, tp2, tp4 each with its per-GPU need
+    assert "split across" not in r.message  # one node: no multi-node option was tried
+
+
+def test_nothing_fits_even_across_nodes_says_so() -> None:
+    r = size(facts(weight_bytes=int(131.42 * GIB)), spec(), l4_nodes(4, 1))
+    assert not r.fits and r.reason == "DoesNotFit"
+    assert "the largest node offers 1 x 22.5 GiB" in r.message
+    # the widest pipeline-parallel option it tried, and by how much it misses
+    assert "split across 4 nodes (4 x NVIDIA-L4 (tp1 x pp4)) it would need 3" in r.message
+    assert r.message.endswith("GiB per GPU of 20.2 usable")
 
 
 def test_explicit_max_model_len_too_big_is_refused_with_numbers() -> None:

@@ -541,7 +541,7 @@ def _refusal(
         message = (
             f"{prefix}: needs {replica:.1f} GiB per replica ({weights / mem.GIB:.1f} weights + "
             f"{kv_total / mem.GIB:.1f} KV for {tokens} tokens x {model.concurrency} + overhead); "
-            f"{offer}"
+            f"{offer}{_spread_note(evals)}"
         )
     return replace(
         base,
@@ -553,4 +553,17 @@ def _refusal(
         gpu_memory_gib=round(best.usable_gib, 2),
         message=message,
         considered=tuple(considered),
+    )
+
+
+def _spread_note(evals: list[_Eval]) -> str:
+    """The widest multi-node option tried (pipeline stages on several nodes), when there was one:
+    a refusal then says that splitting across nodes was considered and by how much it misses."""
+    spread = [e for e in evals if e.nodes > 1]
+    if not spread:
+        return ""
+    e = max(spread, key=lambda e: (e.option.gpus, e.usable_gib))
+    return (
+        f"; split across {e.nodes} nodes ({e.option.label()}) it would need "
+        f"{e.per_gpu_gib:.1f} GiB per GPU of {e.usable_gib:.1f} usable"
     )
