@@ -1,8 +1,10 @@
 """Benchmark: wall time of `kubellm plan` on each example (target: under 1.5 s).
 
-Builds the offline HF cache of the test catalogue once (tests/hubfixtures), then runs the real
-command in a fresh process per run with HF_HUB_OFFLINE=1, as a user on an air-gapped machine would.
-Prints min / median / max per example. Usage: python benchmarks/bench_plan.py [--runs N]
+Seeds the offline HF cache the demo uses once (the example models' real metadata,
+examples/hub-metadata), then runs the real command in a fresh process per run with
+HF_HUB_OFFLINE=1 against the demo cluster's inventory, as a user on an air-gapped machine would.
+Prints min / median / max and the exit code (0 allowed and fits, 1 refused) per example.
+Usage: python benchmarks/bench_plan.py [--runs N]
 """
 
 from __future__ import annotations
@@ -25,13 +27,13 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=5)
     args = parser.parse_args()
 
-    from hubfixtures.cache import build_offline_cache
+    from hubfixtures.cache import build_cache_from_metadata
 
     examples = sorted(
         p for p in (ROOT / "examples").glob("*.yaml") if p.name != "licensepolicy.yaml"
     )
     with tempfile.TemporaryDirectory() as tmp:
-        hub_cache = build_offline_cache(Path(tmp))
+        hub_cache = build_cache_from_metadata(Path(tmp), ROOT / "examples" / "hub-metadata")
         env = {
             **os.environ,
             "HF_HUB_OFFLINE": "1",
@@ -39,7 +41,8 @@ def main() -> int:
             "HF_HOME": str(Path(tmp) / "home"),
         }
         kubellm = [sys.executable, "-m", "kubellm"]
-        policy = ["--policy", str(ROOT / "examples" / "licensepolicy.yaml")]
+        policy = ["--policy", str(ROOT / "examples" / "licensepolicy.yaml"),
+                  "--inventory", str(ROOT / "examples" / "cluster" / "inventory.yaml")]
         print(f"{'example':40} {'min s':>7} {'median s':>9} {'max s':>7}  exit")
         worst = 0.0
         for example in examples:
