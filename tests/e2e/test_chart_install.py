@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 import yaml
-from test_operator_helpers import wait_until
+from test_operator_helpers import free_port, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -220,13 +220,39 @@ def _service_account_kubeconfig(cluster: Any, namespace: str, account: str, path
     return path
 
 
+def _local_args(args: list[str]) -> list[str]:
+    """The chart's container args, run as a local process: its ports become free local ones."""
+    out = list(args)
+    for i, arg in enumerate(out[:-1]):
+        if arg == "--metrics-port":
+            out[i + 1] = str(free_port())
+        elif arg == "--liveness":
+            out[i + 1] = f"http://127.0.0.1:{free_port()}/healthz"
+    return out
+
+
+def _local_env(env: list[dict[str, Any]], namespace: str, tmp: Path) -> dict[str, str]:
+    """The chart's container env as a local process sees it: the downward API filled in as the
+    kubelet would, and the in-pod paths (HOME, HF_HOME on the /tmp emptyDir) moved to ``tmp``."""
+    downward = {"metadata.namespace": namespace, "metadata.name": "kubellm-e2e-pod"}
+    out: dict[str, str] = {}
+    for var in env:
+        if "value" in var:
+            out[var["name"]] = str(var["value"])
+        else:
+            out[var["name"]] = downward[var["valueFrom"]["fieldRef"]["fieldPath"]]
+    out.update(HOME=str(tmp), HF_HOME=str(tmp / "hf"))
+    return out
+
+
 def test_the_operator_runs_with_the_charts_rbac(
     cluster: Any, namespace: str, tmp_path: Path
 ) -> None:
-    """Run the real operator (`kubellm run`, the chart's args) as the chart's ServiceAccount,
-    with a local fake Hub: it must take a gated model to Ready (token Secret read, facts,
-    sizing on the kwok GPU nodes, cache PVC + download Job, serving Deployment, status) without a
-    single 403 from the apiserver, and the Argo CD health check must call the result Healthy."""
+    """Run the real operator with the installed chart's own args and env (leader election
+    included) as the chart's ServiceAccount, with a local fake Hub: it must take the Lease and a
+    gated model to Ready (token Secret read, facts, sizing on the kwok GPU nodes, cache PVC +
+    download Job, serving Deployment, status) without a single 403 from the apiserver, and the
+    Argo CD health check must call the result Healthy."""
     from hubfixtures.server import serve_hub
 
     helm = Helm(_helm_path(cluster), cluster.kubeconfig, tmp_path)
@@ -260,15 +286,17 @@ def test_the_operator_runs_with_the_charts_rbac(
         }
         cluster.kubectl("apply", "-n", namespace, "-f", "-", input=yaml.safe_dump(llmd))
         with serve_hub(["meta-llama/Llama-3.1-8B-Instruct"]) as hub, log.open("wb") as out:
+            container = _get(cluster, "-n", system, "deployment", release)["spec"]["template"][
+                "spec"]["containers"][0]
+            args = _local_args(container["args"])
+            assert "--leader-elect" in args  # the chart's default: the Lease Role is exercised
             env = {
                 **os.environ,
+                **_local_env(container["env"], system, tmp_path),
                 "KUBECONFIG": str(kubeconfig),
                 "HF_ENDPOINT": hub.endpoint,
-                "HF_HOME": str(tmp_path / "hf"),
-                "HOME": str(tmp_path),
             }
             env.pop("HF_HUB_OFFLINE", None)
-            args = ["run", "-A", "--metrics-port", "0", "--image", "ghcr.io/kubellm/kubellm:e2e"]
             operator = subprocess.Popen(
                 [sys.executable, "-m", "kubellm", *args],
                 env=env,
@@ -293,6 +321,9 @@ def test_the_operator_runs_with_the_charts_rbac(
 
             live = wait_until(ready, 150,
                               what="the LLMDeployment to be Ready under the chart's RBAC")
+            lease = _get(cluster, "-n", system, "lease",
+                         args[args.index("--leader-election-id") + 1])
+            assert lease["spec"]["holderIdentity"].startswith("kubellm-e2e-pod_"), lease
             time.sleep(2)  # let events and the resync settle
     finally:
         if operator is not None:
