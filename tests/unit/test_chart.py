@@ -303,8 +303,10 @@ def test_operator_args_probe_and_ports(render: Callable[..., list[dict[str, Any]
     ports = {p["name"]: p["containerPort"] for p in container["ports"]}
     assert liveness == f"http://0.0.0.0:{ports['health']}{probe['path']}"
     assert probe["port"] == "health" and ports["metrics"] == 8080
+    assert container["readinessProbe"]["httpGet"] == probe  # standbys answer it too
     no_health = _container(render({"health": {"enabled": False, "port": 8081, "path": "/healthz"}}))
     assert "--liveness" not in no_health["args"] and "livenessProbe" not in no_health
+    assert "readinessProbe" not in no_health
 
 
 def test_operator_args_parse_with_the_real_cli(render: Callable[..., list[dict[str, Any]]]) -> None:
