@@ -21,10 +21,11 @@ refuses is a bug to report, not to retry in a loop).
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import uuid
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -94,6 +95,20 @@ def _translate(exc: Exception, what: str) -> Exception:
     return ClusterError(text, delay=5)
 
 
+@contextlib.contextmanager
+def _calling(what: str) -> Iterator[None]:
+    """Map a failed API call onto kubellm's errors; a 404 is left to the caller (NotFoundError),
+    which knows whether "missing" is an answer (get, list, delete) or a failure (patch)."""
+    try:
+        yield
+    except NotFoundError:
+        raise
+    except (DynamicApiException, ApiException) as exc:
+        raise _translate(exc, what) from exc
+    except OSError as exc:
+        raise ClusterError(f"{what}: {exc}", delay=5) from exc
+
+
 class KubeCluster:
     """Thread-safe adapter over one ApiClient (the kopf executor calls it from several threads)."""
 
@@ -120,28 +135,22 @@ class KubeCluster:
         dict[str, Any] | None
     ):
         try:
-            obj = self.dynamic.get(self._resource(api_version, kind), name=name,
-                                   namespace=namespace, serializer=_raw)
+            with _calling(f"get {kind} {namespace}/{name}"):
+                obj = self.dynamic.get(self._resource(api_version, kind), name=name,
+                                       namespace=namespace, serializer=_raw)
         except NotFoundError:
             return None
-        except (DynamicApiException, ApiException) as exc:
-            raise _translate(exc, f"get {kind} {namespace}/{name}") from exc
-        except OSError as exc:
-            raise ClusterError(f"get {kind} {namespace}/{name}: {exc}", delay=5) from exc
         result: dict[str, Any] = obj
         return result
 
     def list(self, api_version: str, kind: str, namespace: str | None = None,
              label_selector: str | None = None) -> list[dict[str, Any]]:
         try:
-            objs = self.dynamic.get(self._resource(api_version, kind), namespace=namespace,
-                                    label_selector=label_selector, serializer=_raw)
+            with _calling(f"list {kind}"):
+                objs = self.dynamic.get(self._resource(api_version, kind), namespace=namespace,
+                                        label_selector=label_selector, serializer=_raw)
         except NotFoundError:
             return []
-        except (DynamicApiException, ApiException) as exc:
-            raise _translate(exc, f"list {kind}") from exc
-        except OSError as exc:
-            raise ClusterError(f"list {kind}: {exc}", delay=5) from exc
         items: list[dict[str, Any]] = objs.get("items") or []
         return items
 
@@ -190,16 +199,12 @@ class KubeCluster:
         if why is None:
             return None, live
         self._count("apply", kind)
-        try:
+        with _calling(f"apply {kind} {meta.get('namespace')}/{meta['name']}"):
             obj = self.dynamic.server_side_apply(
                 self._resource(api_version, kind), body=desired,
                 namespace=meta.get("namespace"), field_manager=FIELD_MANAGER,
                 force_conflicts=True, serializer=_raw,
             )
-        except (DynamicApiException, ApiException) as exc:
-            raise _translate(exc, f"apply {kind} {meta.get('namespace')}/{meta['name']}") from exc
-        except OSError as exc:
-            raise ClusterError(f"apply {kind} {meta['name']}: {exc}", delay=5) from exc
         result: dict[str, Any] = obj
         return why, result
 
@@ -210,27 +215,24 @@ class KubeCluster:
             resource = resource.subresources[subresource]
         self._count(f"patch{'/' + subresource if subresource else ''}", kind)
         try:
-            obj = self.dynamic.patch(resource, body=patch, name=name, namespace=namespace,
-                                     content_type="application/merge-patch+json",
-                                     field_manager=FIELD_MANAGER, serializer=_raw)
+            with _calling(f"patch {kind} {namespace}/{name}"):
+                obj = self.dynamic.patch(resource, body=patch, name=name, namespace=namespace,
+                                         content_type="application/merge-patch+json",
+                                         field_manager=FIELD_MANAGER, serializer=_raw)
         except NotFoundError as exc:
             raise ClusterError(f"patch {kind} {namespace}/{name}: gone", delay=1) from exc
-        except (DynamicApiException, ApiException) as exc:
-            raise _translate(exc, f"patch {kind} {namespace}/{name}") from exc
-        except OSError as exc:
-            raise ClusterError(f"patch {kind} {name}: {exc}", delay=5) from exc
         result: dict[str, Any] = obj
         return result
 
     def delete(self, api_version: str, kind: str, name: str, namespace: str | None) -> bool:
         self._count("delete", kind)
         try:
-            self.dynamic.delete(self._resource(api_version, kind), name=name, namespace=namespace,
-                                body={"propagationPolicy": "Background"}, serializer=_raw)
+            with _calling(f"delete {kind} {namespace}/{name}"):
+                self.dynamic.delete(self._resource(api_version, kind), name=name,
+                                    namespace=namespace, body={"propagationPolicy": "Background"},
+                                    serializer=_raw)
         except NotFoundError:
             return False
-        except (DynamicApiException, ApiException) as exc:
-            raise _translate(exc, f"delete {kind} {namespace}/{name}") from exc
         return True
 
     def event(self, involved: dict[str, Any], type_: str, reason: str, message: str) -> None:
@@ -264,7 +266,5 @@ class KubeCluster:
             "reportingInstance": REPORTING_COMPONENT,
         }
         self._count("create", "Event")
-        try:
+        with _calling(f"event {reason}"):
             self.core.create_namespaced_event(namespace, body)  # type: ignore[arg-type]
-        except ApiException as exc:
-            raise _translate(exc, f"event {reason}") from exc
