@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 import yaml
-from test_operator_helpers import free_port, wait_until
+from test_operator_helpers import free_port, token_kubeconfig, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -201,25 +201,6 @@ def test_helm_install_upgrade_uninstall(cluster: Any, tmp_path: Path) -> None:
     cluster.kubectl("delete", "namespace", namespace, "--wait=false")
 
 
-def _service_account_kubeconfig(cluster: Any, namespace: str, account: str, path: Path) -> Path:
-    """A kubeconfig that authenticates as the chart's ServiceAccount (a bound token)."""
-    admin = yaml.safe_load(Path(cluster.kubeconfig).read_text())
-    server = admin["clusters"][0]["cluster"]
-    token = cluster.kubectl(
-        "create", "token", account, "-n", namespace, "--duration=15m"
-    ).stdout.strip()
-    config = {
-        "apiVersion": "v1",
-        "kind": "Config",
-        "clusters": [{"name": "c", "cluster": server}],
-        "users": [{"name": account, "user": {"token": token}}],
-        "contexts": [{"name": "sa", "context": {"cluster": "c", "user": account}}],
-        "current-context": "sa",
-    }
-    path.write_text(yaml.safe_dump(config))
-    return path
-
-
 def _local_args(args: list[str]) -> list[str]:
     """The chart's container args, run as a local process: its ports become free local ones."""
     out = list(args)
@@ -264,7 +245,7 @@ def test_the_operator_runs_with_the_charts_rbac(
     try:
         for crd in CRDS:
             cluster.kubectl("wait", "--for=condition=Established", f"crd/{crd}", "--timeout=60s")
-        kubeconfig = _service_account_kubeconfig(cluster, system, release, tmp_path / "sa.yaml")
+        kubeconfig = token_kubeconfig(cluster, system, release, tmp_path / "sa.yaml", "15m")
         cluster.kubectl(
             "create",
             "secret",

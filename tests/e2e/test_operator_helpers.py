@@ -56,8 +56,14 @@ def wait_until(check: Callable[[], T], timeout: float = 60.0, interval: float = 
 def service_account_kubeconfig(cluster: Any, path: Path) -> Path:
     """Apply the operator's RBAC and write a kubeconfig that authenticates as its ServiceAccount."""
     cluster.kubectl("apply", "-f", str(RBAC))
-    token = cluster.kubectl("create", "token", "kubellm-operator", "-n", "kubellm-system",
-                            "--duration", "24h").stdout.strip()
+    return token_kubeconfig(cluster, "kubellm-system", "kubellm-operator", path)
+
+
+def token_kubeconfig(cluster: Any, namespace: str, account: str, path: Path,
+                     duration: str = "24h") -> Path:
+    """A kubeconfig that authenticates as ServiceAccount ``namespace/account`` (a bound token)."""
+    token = cluster.kubectl("create", "token", account, "-n", namespace,
+                            "--duration", duration).stdout.strip()
     admin = yaml.safe_load(Path(cluster.kubeconfig).read_text())
     context = next(c for c in admin["contexts"] if c["name"] == admin["current-context"])
     cl = next(c for c in admin["clusters"] if c["name"] == context["context"]["cluster"])
@@ -68,9 +74,8 @@ def service_account_kubeconfig(cluster: Any, path: Path) -> Path:
     config = {
         "apiVersion": "v1", "kind": "Config", "current-context": "operator",
         "clusters": [{"name": "c", "cluster": server}],
-        "users": [{"name": "kubellm-operator", "user": {"token": token}}],
-        "contexts": [{"name": "operator",
-                      "context": {"cluster": "c", "user": "kubellm-operator"}}],
+        "users": [{"name": account, "user": {"token": token}}],
+        "contexts": [{"name": "operator", "context": {"cluster": "c", "user": account}}],
     }
     path.write_text(yaml.safe_dump(config))
     return path
