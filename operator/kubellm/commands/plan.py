@@ -23,13 +23,16 @@ if TYPE_CHECKING:
 
 EPILOG = """\
 examples:
-  kubellm plan -f examples/llama-3.1-8b-l4.yaml
+  kubellm plan -f examples/qwen2.5-7b-l4.yaml
   kubellm plan -f examples/ --policy examples/licensepolicy.yaml -o json
-  cat my.yaml | kubellm plan -f - --inventory examples/inventory.yaml
+  cat my.yaml | kubellm plan -f - --inventory examples/cluster/inventory.yaml
   kubellm plan -f my.yaml --kubeconfig ~/.kube/config     # size against the cluster's GPUs
 
 environment: HF_ENDPOINT (mirror), HF_TOKEN (gated repos), HF_HUB_OFFLINE=1 (cache only),
 HF_HOME / HF_HUB_CACHE (cache location), as every huggingface_hub program.
+offline, on the example models' real metadata (no Hub, no weights), from a checkout:
+  HF_HUB_OFFLINE=1 HF_HUB_CACHE=$(python scripts/seed_hf_cache.py /tmp/kubellm-hf) \
+    kubellm plan -f examples/
 """
 
 
