@@ -581,6 +581,16 @@ def _build() -> dict[str, FakeRepo]:
                  tiny_files, TINY, note="tiny real files (~0.2 MB) for download tests"))
     add(FakeRepo("kubellm-test/tiny-gated", {"license": "llama3.1"}, tiny_files, TINY,
                  gated="manual", note="tiny gated repo for download tests (token hf_good)"))
+    # Mistral's layout: sharded HF weights + index next to consolidated.safetensors (the same
+    # weights in Mistral's own format) and params.json; vLLM must load the HF shards.
+    mistral_files = (*safetensors_files(tiny_tensors, shard_bytes=64 * 1024),
+                     *safetensors_files(tiny_tensors, prefix="consolidated"),
+                     FakeFile.small("params.json", '{"dim": 64, "n_layers": 2}\n'),
+                     FakeFile.small("tokenizer.json", '{"version": "1.0"}\n'))
+    add(FakeRepo("kubellm-test/tiny-mistral", {"license": "apache-2.0"}, mistral_files,
+                 {**TINY, "architectures": ["MistralForCausalLM"], "model_type": "mistral"},
+                 extra_tags=("mistral-common",),
+                 note="tiny Mistral-style layout: model-*.safetensors + index + consolidated"))
     return {r.repo_id: r for r in repos}
 
 

@@ -162,3 +162,79 @@ def test_offline_mode_is_a_clear_error(hub: HubServer, tmp_path: Path) -> None:
     res = run(hub, tmp_path / "hub", "--repo", TINY.repo_id, env={"HF_HUB_OFFLINE": "1"})
     assert res.returncode == 2 and "HF_HUB_OFFLINE" in res.stderr
     assert hub.requests == []
+
+
+# --- the finished cache as offline readers (vLLM, TGI, plan) see it ---------------------------
+
+MISTRAL = get_repo("kubellm-test/tiny-mistral")
+# vLLM's weight loader offline (vllm/model_executor/model_loader/weight_utils.py,
+# download_weights_from_hf): snapshot_download of the weight patterns, ignoring original/.
+VLLM_OFFLINE_LOOKUP = """
+import sys
+from huggingface_hub import snapshot_download
+print(snapshot_download(sys.argv[1], revision=sys.argv[2], cache_dir=sys.argv[3],
+                        allow_patterns=["*.safetensors", "*.bin", "*.pt"],
+                        ignore_patterns=["original/**/*"]))
+"""
+
+
+def offline_lookup(cache: Path, repo: str, revision: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HF_")}
+    env.update(HF_HUB_OFFLINE="1", HF_HUB_DISABLE_TELEMETRY="1")
+    return subprocess.run([sys.executable, "-c", VLLM_OFFLINE_LOOKUP, repo, revision, str(cache)],
+                          capture_output=True, text=True, env=env, timeout=60, check=False)
+
+
+def planned_includes(hub: HubServer, repo: str) -> list[str]:
+    """The --include list of the download Job `kubellm plan` renders for ``repo`` (what the
+    operator would run), from the fake Hub."""
+    manifest = ("apiVersion: kubellm.io/v1alpha1\nkind: LLMDeployment\nmetadata: {name: m}\n"
+                f"spec: {{model: {{repo: {repo}}}}}\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HF_")}
+    env.update(HF_ENDPOINT=hub.endpoint, HF_HUB_DISABLE_TELEMETRY="1",
+               PYTHONPATH=str(ROOT / "operator"))
+    proc = subprocess.run([sys.executable, "-m", "kubellm", "plan", "-f", "-", "-o", "json"],
+                          input=manifest, capture_output=True, text=True, env=env, timeout=60,
+                          check=False)
+    assert proc.returncode in (0, 1), proc.stderr
+    out = json.loads(proc.stdout)
+    doc = out if isinstance(out, dict) else out[0]  # one deployment: one object
+    (job,) = [o for o in doc["objects"] if o["kind"] == "Job"]
+    args = job["spec"]["template"]["spec"]["containers"][0]["args"]
+    return [args[i + 1] for i, a in enumerate(args) if a == "--include"]
+
+
+def test_mistral_layout_cache_serves_offline(tmp_path: Path) -> None:
+    with serve_hub(["kubellm-test/tiny-mistral"]) as hub:
+        includes = planned_includes(hub, MISTRAL.repo_id)
+        assert "consolidated.safetensors" not in includes  # the duplicate is left out
+        cache = tmp_path / "hub"
+        args = ["--repo", MISTRAL.repo_id, "--revision", MISTRAL.sha]
+        for pattern in includes:
+            args += ["--include", pattern]
+        res = run(hub, cache, *args)
+        assert res.returncode == 0, res.stderr
+    looked = offline_lookup(cache, MISTRAL.repo_id, MISTRAL.sha)
+    assert looked.returncode == 0, looked.stderr  # was IncompleteSnapshotError
+    snap = Path(looked.stdout.strip().splitlines()[-1])
+    assert (snap / "model.safetensors.index.json").is_file()
+    assert not (snap / "consolidated.safetensors").exists()
+
+
+def test_branch_download_leaves_the_ref(hub: HubServer, tmp_path: Path) -> None:
+    cache = tmp_path / "hub"
+    res = run(hub, cache, "--repo", TINY.repo_id, "--revision", "main")
+    assert res.returncode == 0, res.stderr
+    ref = cache / "models--kubellm-test--tiny-llama" / "refs" / "main"
+    assert ref.read_text() == TINY.sha  # no newline, as huggingface_hub writes refs
+    looked = offline_lookup(cache, TINY.repo_id, "main")
+    assert looked.returncode == 0, looked.stderr
+
+
+def test_finished_cache_has_no_partial_tree_listing(hub: HubServer, tmp_path: Path) -> None:
+    cache = tmp_path / "hub"
+    res = run(hub, cache, "--repo", TINY.repo_id, "--revision", TINY.sha, "--include", "*.json")
+    assert res.returncode == 0, res.stderr
+    trees = cache / "models--kubellm-test--tiny-llama" / "trees"
+    assert not list(trees.glob("*.json")) if trees.exists() else True
+    assert offline_lookup(cache, TINY.repo_id, TINY.sha).returncode == 0

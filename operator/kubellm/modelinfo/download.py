@@ -1,7 +1,9 @@
 """The cache loader the download Job runs: ``snapshot_download`` into an HF cache, bounded.
 
 - Layout: the standard HF cache under ``cache_dir`` (``HF_HUB_CACHE``), so vLLM/TGI pods read it
-  with ``HF_HUB_OFFLINE=1`` and the operator's offline resolver sees the same files.
+  with ``HF_HUB_OFFLINE=1`` and the operator's offline resolver sees the same files. A finished
+  cache gets ``refs/<branch>`` when a branch was asked for and loses huggingface_hub's whole-repo
+  tree listing, so offline readers accept the subset we chose (``finish_layout``).
 - Timeouts: huggingface_hub 2.4 reads ``HF_HUB_ETAG_TIMEOUT``/``HF_HUB_DOWNLOAD_TIMEOUT`` at import,
   so they are set before its first import (when still possible); some of its calls (repo tree
   listing) pass ``timeout=None``, so a request hook on its shared session gives every request
@@ -148,6 +150,32 @@ def _complete(cache_dir: Path, data: dict[str, Any]) -> Path | None:
     return snap
 
 
+def _write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(path)
+
+
+def finish_layout(storage: Path, revision: str, sha: str) -> None:
+    """Make the finished cache read like a complete one to offline readers (vLLM, TGI, plan).
+
+    - ``refs/<revision>`` = ``sha`` when a branch or tag was asked for: huggingface_hub writes
+      refs only when it resolves a name itself, and we pass it the sha, so without this an
+      offline reader asking for ``main`` finds no snapshot.
+    - ``trees/<sha>.json`` is removed: huggingface_hub (>= 1.x) caches the repo's *whole* file
+      listing there, and an offline ``snapshot_download`` then raises IncompleteSnapshotError
+      for every listed file its patterns match that we deliberately left out (vLLM asks for
+      ``*.safetensors``, so Mistral's ``consolidated.safetensors`` or ``*.bin`` duplicates).
+      Without the listing it returns the snapshot as it is; our marker records what is complete.
+      An online re-run lists the repo again (one request).
+    """
+    if re.fullmatch(r"[0-9a-f]{40}", revision) is None and revision != sha:
+        refs = storage / "refs" / revision
+        refs.parent.mkdir(parents=True, exist_ok=True)
+        _write_atomic(refs, sha)  # no trailing newline, as huggingface_hub writes it
+    (storage / "trees" / f"{sha}.json").unlink(missing_ok=True)
+
+
 def _snapshot_files(snap: Path) -> tuple[tuple[str, int], ...]:
     return tuple((p.relative_to(snap).as_posix(), p.stat().st_size)
                  for p in sorted(snap.rglob("*")) if p.is_file())
@@ -167,6 +195,8 @@ def download(req: DownloadRequest, *, log: Callable[[str], None] = print,
         if data and data.get("sha") == req.revision and data.get("include") == list(req.include):
             done = _complete(cache_dir, data)
             if done is not None:
+                # a cache finished by an older kubellm may still hold the whole tree listing
+                finish_layout(done.parent.parent, req.revision, req.revision)
                 log(f"{req.repo}@{req.revision}: already complete ({mpath}), nothing to do")
                 listed = tuple((f["path"], f["size"]) for f in data["files"])
                 return DownloadResult(req.repo, req.revision, done, listed, mpath, skipped=True)
@@ -235,9 +265,9 @@ def download(req: DownloadRequest, *, log: Callable[[str], None] = print,
     mpath.parent.mkdir(parents=True, exist_ok=True)
     body = {"repo": req.repo, "revision": req.revision, "sha": sha, "include": list(req.include),
             "files": [{"path": p, "size": s} for p, s in files]}
-    tmp = mpath.with_suffix(".tmp")
-    tmp.write_text(json.dumps(body, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    tmp.replace(mpath)
+    storage = cache_dir / f"models--{req.repo.replace('/', '--')}"
+    finish_layout(storage, req.revision, sha)
+    _write_atomic(mpath, json.dumps(body, indent=2, sort_keys=True) + "\n")
     log(f"{req.repo}@{sha}: complete, {len(files)} files, "
         f"{sum(s for _, s in files) / 2**30:.2f} GiB in {snap}; marker {mpath}")
     return DownloadResult(req.repo, sha, snap, files, mpath, skipped=False)
