@@ -156,7 +156,7 @@ def test_recent_go_is_used_as_is(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 def test_failing_go_command_reports_its_output(tmp_path: Path) -> None:
     go = _fake_binary(tmp_path / "go", "#!/bin/sh\necho 'go: module lookup disabled' >&2\nexit 1\n")
     with pytest.raises(SandboxError, match="module lookup disabled"):
-        install._stream([str(go)], env=dict(os.environ), what="go build", progress=print)
+        install.stream([str(go)], env=dict(os.environ), what="go build", progress=print)
 
 
 def test_go_older_than_gotoolchain_fetches_the_toolchain_module(

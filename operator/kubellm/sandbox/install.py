@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import json
 import os
 import re
@@ -116,7 +117,7 @@ def install(progress: Progress = print, *, force: bool = False) -> Binaries:
     """Build whatever is missing; a no-op when every binary is already there."""
     bin_dir = versions.bin_dir()
     bin_dir.mkdir(parents=True, exist_ok=True)
-    with _lock(versions.cache_dir() / ".install.lock"):
+    with lock(versions.cache_dir() / ".install.lock"):
         found, missing = locate(bin_dir)
         if force:
             missing = list(versions.BINARIES)
@@ -128,7 +129,7 @@ def install(progress: Progress = print, *, force: bool = False) -> Binaries:
         env = go_env(progress)
         wrapper = [b for b in missing if b in (*KUBE_BINARIES, "etcd")]
         if wrapper:
-            _build_kubernetes(wrapper, bin_dir, env, progress)
+            build_kubernetes(wrapper, bin_dir, env, progress)
         for name in ("kwok", "helm"):
             if name in missing:
                 _go_install(name, bin_dir, env, progress)
@@ -144,7 +145,7 @@ def install(progress: Progress = print, *, force: bool = False) -> Binaries:
             )
             + "\n"
         )
-        progress(f"sandbox binaries built in {_elapsed(started)}")
+        progress(f"sandbox binaries built in {elapsed(started)}")
         found, missing = locate(bin_dir)
         if missing:  # pragma: no cover - go build succeeded but wrote nothing
             raise SandboxError(f"build finished but {', '.join(missing)} missing in {bin_dir}")
@@ -152,7 +153,7 @@ def install(progress: Progress = print, *, force: bool = False) -> Binaries:
 
 
 @contextlib.contextmanager
-def _lock(path: Path) -> Iterator[None]:
+def lock(path: Path) -> Iterator[None]:
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
@@ -254,7 +255,7 @@ def _run(cmd: list[str], *, env: dict[str, str], what: str, cwd: Path | None = N
     return proc.stdout
 
 
-def _stream(
+def stream(
     cmd: list[str], *, env: dict[str, str], what: str, progress: Progress, cwd: Path | None = None
 ) -> None:
     """Run a long go command, reporting compiled-package counts every 20 s."""
@@ -266,7 +267,7 @@ def _stream(
     def heartbeat() -> None:
         while not done.wait(20):
             last = lines[-1] if lines else "resolving modules"
-            progress(f"  {what}: {count} packages compiled, {_elapsed(started)} ({last[:70]})")
+            progress(f"  {what}: {count} packages compiled, {elapsed(started)} ({last[:70]})")
 
     beat = threading.Thread(target=heartbeat, daemon=True)
     try:
@@ -288,8 +289,8 @@ def _stream(
         done.set()
     if code != 0:
         tail = "\n".join(lines[-30:])
-        raise SandboxError(f"{what} failed (exit {code}) after {_elapsed(started)}:\n{tail}")
-    progress(f"  {what}: done in {_elapsed(started)} ({count} packages compiled)")
+        raise SandboxError(f"{what} failed (exit {code}) after {elapsed(started)}:\n{tail}")
+    progress(f"  {what}: done in {elapsed(started)} ({count} packages compiled)")
 
 
 def wrapper_go_mod(kubernetes_go_mod: str) -> str:
@@ -332,6 +333,12 @@ import (
 """
 
 
+def _resolve_key() -> str:
+    """What the resolved wrapper module depends on: the pins and the commands it imports."""
+    tools = hashlib.sha256(TOOLS_GO.encode()).hexdigest()[:12]
+    return f"{versions.version_key()}+tools-{tools}"
+
+
 def kubernetes_ldflags() -> str:
     minor = versions.KUBERNETES.lstrip("v").split(".")[1]
     flags = ["-s", "-w"]
@@ -345,13 +352,14 @@ def kubernetes_ldflags() -> str:
     return " ".join(flags)
 
 
-def _build_kubernetes(
+def build_kubernetes(
     names: list[str], bin_dir: Path, env: dict[str, str], progress: Progress
 ) -> None:
+    """Compile ``names`` (cmd/<name> of k8s.io/kubernetes, or etcd) from the wrapper module."""
     src = versions.cache_dir() / "src" / "kubernetes"
     src.mkdir(parents=True, exist_ok=True)
     resolved = src / ".resolved"
-    if (resolved.read_text() if resolved.exists() else "") != versions.version_key():
+    if (resolved.read_text() if resolved.exists() else "") != _resolve_key():
         progress(f"resolving k8s.io/kubernetes {versions.KUBERNETES} from the module proxy")
         for stale in ("go.mod", "go.sum", "tools.go"):
             (src / stale).unlink(missing_ok=True)
@@ -366,8 +374,8 @@ def _build_kubernetes(
         go_mod_text = Path(info["GoMod"]).read_text()
         (src / "go.mod").write_text(wrapper_go_mod(go_mod_text))
         (src / "tools.go").write_text(TOOLS_GO)
-        _stream(["go", "mod", "tidy"], env=env, what="go mod tidy", progress=progress, cwd=src)
-        resolved.write_text(versions.version_key())
+        stream(["go", "mod", "tidy"], env=env, what="go mod tidy", progress=progress, cwd=src)
+        resolved.write_text(_resolve_key())
     etcd = _run(
         ["go", "list", "-m", "-f", "{{.Version}}", "go.etcd.io/etcd/server/v3"],
         env=env,
@@ -386,7 +394,7 @@ def _build_kubernetes(
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     progress(f"compiling {', '.join(names)} (Kubernetes {versions.KUBERNETES}, etcd {etcd})")
-    _stream(
+    stream(
         ["go", "build", "-v", "-ldflags", kubernetes_ldflags(), "-o", f"{tmp}/", *packages],
         env=env,
         what="go build kubernetes",
@@ -410,7 +418,7 @@ def _go_install(name: str, bin_dir: Path, env: dict[str, str], progress: Progres
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     progress(f"compiling {target}")
-    _stream(
+    stream(
         ["go", "install", "-v", "-ldflags", f"-s -w {ldflags}", target],
         env={**env, "GOBIN": str(tmp)},
         what=f"go install {name}",
@@ -421,6 +429,6 @@ def _go_install(name: str, bin_dir: Path, env: dict[str, str], progress: Progres
     shutil.rmtree(tmp, ignore_errors=True)
 
 
-def _elapsed(started: float) -> str:
+def elapsed(started: float) -> str:
     seconds = int(time.monotonic() - started)
     return f"{seconds // 60}m{seconds % 60:02d}s"

@@ -104,6 +104,36 @@ def _write(path: Path, data: bytes, *, private: bool = False) -> None:
         os.chmod(path, 0o600)
 
 
+def _sign(
+    ca_name: x509.Name,
+    ca_key: ec.EllipticCurvePrivateKey,
+    key: ec.EllipticCurvePrivateKey,
+    subject: x509.Name,
+    usage: x509.ObjectIdentifier,
+    sans: list[x509.GeneralName] | None = None,
+) -> x509.Certificate:
+    """A leaf certificate for ``key`` signed by the CA (``ca_name``, ``ca_key``)."""
+    builder = (
+        _builder(subject, ca_name, key.public_key())
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True, content_commitment=False, key_encipherment=True,
+                data_encipherment=False, key_agreement=False, key_cert_sign=False,
+                crl_sign=False, encipher_only=False, decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), False
+        )
+    )
+    if sans:
+        builder = builder.add_extension(x509.SubjectAlternativeName(sans), critical=False)
+    return builder.sign(ca_key, hashes.SHA256())
+
+
 def generate(directory: Path, *, extra_ips: tuple[str, ...] = ()) -> PkiPaths:
     """Write a fresh CA, serving cert, admin client cert and ServiceAccount key pair."""
     directory.mkdir(parents=True, exist_ok=True)
@@ -132,25 +162,7 @@ def generate(directory: Path, *, extra_ips: tuple[str, ...] = ()) -> PkiPaths:
         usage: x509.ObjectIdentifier,
         sans: list[x509.GeneralName] | None = None,
     ) -> x509.Certificate:
-        builder = (
-            _builder(subject, ca_name, key.public_key())
-            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            .add_extension(
-                x509.KeyUsage(
-                    digital_signature=True, content_commitment=False, key_encipherment=True,
-                    data_encipherment=False, key_agreement=False, key_cert_sign=False,
-                    crl_sign=False, encipher_only=False, decipher_only=False,
-                ),
-                critical=True,
-            )
-            .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
-            .add_extension(
-                x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), False
-            )
-        )
-        if sans:
-            builder = builder.add_extension(x509.SubjectAlternativeName(sans), critical=False)
-        return builder.sign(ca_key, hashes.SHA256())
+        return _sign(ca_name, ca_key, key, subject, usage, sans)
 
     ips = ["127.0.0.1", "::1", SERVICE_IP, *extra_ips]
     sans: list[x509.GeneralName] = [x509.DNSName(n) for n in _DNS_NAMES]
@@ -180,8 +192,16 @@ def generate(directory: Path, *, extra_ips: tuple[str, ...] = ()) -> PkiPaths:
     return paths
 
 
-def kubeconfig(server: str, pki: PkiPaths, *, name: str = CLUSTER_NAME) -> dict[str, Any]:
-    """A self-contained kubeconfig (certificates embedded) for the admin user."""
+def kubeconfig(
+    server: str,
+    pki: PkiPaths,
+    *,
+    name: str = CLUSTER_NAME,
+    client: tuple[Path, Path] | None = None,
+    user: str = ADMIN_USER,
+) -> dict[str, Any]:
+    """A self-contained kubeconfig (certificates embedded); the admin user unless ``client``."""
+    cert, key = client or (pki.admin_cert, pki.admin_key)
 
     def b64(path: Path) -> str:
         return base64.b64encode(path.read_bytes()).decode("ascii")
@@ -197,20 +217,79 @@ def kubeconfig(server: str, pki: PkiPaths, *, name: str = CLUSTER_NAME) -> dict[
         ],
         "users": [
             {
-                "name": ADMIN_USER,
+                "name": user,
                 "user": {
-                    "client-certificate-data": b64(pki.admin_cert),
-                    "client-key-data": b64(pki.admin_key),
+                    "client-certificate-data": b64(cert),
+                    "client-key-data": b64(key),
                 },
             }
         ],
-        "contexts": [{"name": name, "context": {"cluster": name, "user": ADMIN_USER}}],
+        "contexts": [{"name": name, "context": {"cluster": name, "user": user}}],
         "current-context": name,
         "preferences": {},
     }
 
 
-def write_kubeconfig(path: Path, server: str, pki: PkiPaths) -> Path:
+def write_kubeconfig(
+    path: Path,
+    server: str,
+    pki: PkiPaths,
+    *,
+    client: tuple[Path, Path] | None = None,
+    user: str = ADMIN_USER,
+) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
-    _write(path, yaml.safe_dump(kubeconfig(server, pki), sort_keys=False).encode(), private=True)
+    text = yaml.safe_dump(kubeconfig(server, pki, client=client, user=user), sort_keys=False)
+    _write(path, text.encode(), private=True)
     return path
+
+
+@dataclass(frozen=True)
+class NodeCerts:
+    """Certificates of the real worker node, signed by the sandbox CA (:func:`node_certs`)."""
+
+    kubelet_client_cert: Path  # CN=system:node:<name>, O=system:nodes (Node authorizer)
+    kubelet_client_key: Path
+    kubelet_serving_cert: Path  # SANs: the node name and IP; the apiserver verifies it
+    kubelet_serving_key: Path
+    apiserver_kubelet_cert: Path  # the apiserver's client certificate towards kubelets
+    apiserver_kubelet_key: Path
+    proxy_cert: Path  # CN=system:kube-proxy (bound to system:node-proxier)
+    proxy_key: Path
+
+    @classmethod
+    def under(cls, d: Path) -> NodeCerts:
+        return cls(
+            d / "kubelet-client.crt", d / "kubelet-client.key",
+            d / "kubelet.crt", d / "kubelet.key",
+            d / "apiserver-kubelet-client.crt", d / "apiserver-kubelet-client.key",
+            d / "kube-proxy.crt", d / "kube-proxy.key",
+        )
+
+
+def node_certs(pki: PkiPaths, node_name: str, node_ip: str) -> NodeCerts:
+    """Sign the kubelet's client and serving certificates, the apiserver's kubelet client
+    certificate and kube-proxy's, with the CA that :func:`generate` wrote."""
+    ca_key = serialization.load_pem_private_key(pki.ca_key.read_bytes(), password=None)
+    ca_cert = x509.load_pem_x509_certificate(pki.ca_cert.read_bytes())
+    if not isinstance(ca_key, ec.EllipticCurvePrivateKey):  # pragma: no cover - we wrote it
+        raise TypeError("the sandbox CA key is not an EC key")
+    out = NodeCerts.under(pki.dir)
+    client, server = ExtendedKeyUsageOID.CLIENT_AUTH, ExtendedKeyUsageOID.SERVER_AUTH
+    serving_sans: list[x509.GeneralName] = [
+        x509.DNSName(node_name), x509.IPAddress(ipaddress.ip_address(node_ip))
+    ]
+    for cert_path, key_path, subject, usage, sans in (
+        (out.kubelet_client_cert, out.kubelet_client_key,
+         _name(f"system:node:{node_name}", "system:nodes"), client, None),
+        (out.kubelet_serving_cert, out.kubelet_serving_key, _name(node_name), server,
+         serving_sans),
+        (out.apiserver_kubelet_cert, out.apiserver_kubelet_key,
+         _name("kube-apiserver-kubelet-client", "system:masters"), client, None),
+        (out.proxy_cert, out.proxy_key, _name("system:kube-proxy"), client, None),
+    ):
+        key = _key()
+        cert = _sign(ca_cert.subject, ca_key, key, subject, usage, sans)
+        _write(cert_path, cert.public_bytes(serialization.Encoding.PEM))
+        _write(key_path, _key_pem(key), private=True)
+    return out

