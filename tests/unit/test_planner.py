@@ -105,19 +105,38 @@ def test_does_not_fit_creates_nothing() -> None:
     assert plan.objects == ()
 
 
-def test_unsupported_runtime_combination_is_refused() -> None:
+@pytest.mark.parametrize(("runtime", "needle"), [("tgi", "llama.cpp backend"),
+                                                  ("vllm", "vllm-gguf-plugin"),
+                                                  ("auto", "vllm-gguf-plugin")])
+def test_gguf_is_refused_by_every_runtime(runtime: str, needle: str) -> None:
+    """The pinned vLLM (0.32) has no in-tree GGUF and TGI's CUDA image none at all: refused with
+    the reason, nothing rendered (it used to render a vLLM pod that crash-looped)."""
     gguf = facts(
         weight_files=(WeightFile("qwen-q4_k_m.gguf", 4_700_000_000),), weight_bytes=4_700_000_000
     )
     plan = plan_deployment(
-        llmd(runtime="tgi", model={"repo": "Qwen/Qwen2.5-7B-Instruct", "file": "qwen-q4_k_m.gguf"}),
+        llmd(runtime=runtime,
+             model={"repo": "Qwen/Qwen2.5-7B-Instruct", "file": "qwen-q4_k_m.gguf"}),
         gguf,
         [],
         default_inventory(),
     )
     assert not plan.deployable
-    assert plan.refusal_reason in ("Unsupported", "InvalidSpec")
-    assert "vllm" in (plan.refusal or "")
+    assert plan.refusal_reason == "Unsupported"
+    assert needle in (plan.refusal or "")
+    assert plan.objects == ()
+
+
+def test_auto_serves_bitsandbytes_with_the_runtime_that_has_it() -> None:
+    """bitsandbytes is out of tree in the pinned vLLM: auto takes TGI (bitsandbytes-nf4); an
+    explicit vllm is refused and told to use tgi."""
+    auto = plan_deployment(llmd(quantization="bitsandbytes"), facts(), [], default_inventory())
+    assert auto.deployable and auto.runtime == "tgi"
+    explicit = plan_deployment(llmd(runtime="vllm", quantization="bitsandbytes"), facts(), [],
+                               default_inventory())
+    assert explicit.refusal_reason == "Unsupported"
+    assert "vllm-bnb-plugin" in (explicit.refusal or "")
+    assert "set spec.runtime to tgi" in (explicit.refusal or "")
 
 
 def test_invalid_explicit_gpu_type_is_an_invalid_spec() -> None:

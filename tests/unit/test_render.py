@@ -58,11 +58,11 @@ SUPPORT = [
     ("vllm", AWQ, T4, None),
     ("vllm", AWQ, V100, "Tesla-V100-SXM2-32GB has 7.0"),
     ("vllm", GPTQ, V100, None),
-    ("vllm", GGUF_Q4, V100, None),
+    ("vllm", GGUF_Q4, V100, "out-of-tree vllm-gguf-plugin"),  # not in vLLM 0.32's image
     ("vllm", MXFP4, A100_80, None),
     ("vllm", MXFP4, T4, "compute capability 8.0 or newer"),
     ("vllm", AWQ_ON_THE_FLY, L4, "cannot quantize to awq on the fly"),
-    ("vllm", BNB, V100, None),
+    ("vllm", BNB, V100, "set spec.runtime to tgi or auto"),  # vllm-bnb-plugin, out of tree
     ("tgi", BF16, T4, None),
     ("tgi", BF16, V100, "compute capability 7.5 or newer"),
     ("tgi", FP8_ON_THE_FLY, H100, None),
@@ -70,7 +70,9 @@ SUPPORT = [
     ("tgi", GGUF_Q4, L4, "llama.cpp backend image"),
     ("tgi", MXFP4, H100, "cannot serve quantization mxfp4"),
     ("tgi", AWQ, None, None),
-    ("tgi", GGUF_Q4, None, "set spec.runtime to vllm or auto"),
+    ("tgi", AWQ, L4, None),
+    ("tgi", AWQ, T4, "compute capability 8.0 or newer"),  # Marlin / kernels built for sm_80+
+    ("tgi", GGUF_Q4, None, "choose another spec.quantization"),  # no runtime serves GGUF
 ]
 
 
@@ -103,7 +105,7 @@ def test_unknown_runtime_lists_known_ones() -> None:
     ("runtime", "quant", "gpu", "expected"),
     [
         ("auto", BF16, L4, "vllm"),
-        ("auto", GGUF_Q4, L4, "vllm"),  # GGUF -> vLLM
+        ("auto", BNB, L4, "tgi"),  # the pinned vLLM has no bitsandbytes: the next runtime
         ("auto", AWQ, T4, "vllm"),
         ("tgi", BF16, L4, "tgi"),  # TGI only when asked
         ("vllm", BF16, None, "vllm"),
@@ -115,7 +117,8 @@ def test_choose_runtime(runtime: str, quant: Quant, gpu: GpuType | None, expecte
 
 @pytest.mark.parametrize(
     ("runtime", "quant", "gpu"),
-    [("auto", FP8_ON_THE_FLY, T4), ("tgi", FP8_ON_THE_FLY, L4), ("auto", AWQ_ON_THE_FLY, L4)],
+    [("auto", FP8_ON_THE_FLY, T4), ("tgi", FP8_ON_THE_FLY, L4), ("auto", AWQ_ON_THE_FLY, L4),
+     ("auto", GGUF_Q4, L4)],
 )
 def test_choose_runtime_refuses(runtime: str, quant: Quant, gpu: GpuType) -> None:
     with pytest.raises(UnsupportedError):
@@ -142,7 +145,6 @@ def _flag(args: list[str], flag: str) -> str | None:
          {"--quantization": "fp8", "--kv-cache-dtype": "fp8"}),
         (Case("v", "vllm", llama_8b(), BF16, L4, {}),
          {"--quantization": None, "--kv-cache-dtype": None}),
-        (Case("v", "vllm", llama_8b(), BNB, L4, {}), {"--quantization": "bitsandbytes"}),
         (Case("t", "tgi", llama_8b(), BNB, L4, {}), {"--quantize": "bitsandbytes-nf4"}),
         (Case("t", "tgi", llama_8b(), FP8_ON_THE_FLY, H100, {}, kv="fp8"),
          {"--quantize": "fp8", "--kv-cache-dtype": "fp8_e4m3fn"}),
@@ -167,21 +169,9 @@ def test_flags(case: Case, flags: dict[str, str | None]) -> None:
         assert _flag(args, flag) == value, (flag, args)
 
 
-def test_vllm_gguf_serves_the_local_file_and_user_args_come_last() -> None:
-    case = Case("v", "vllm", llama_8b_gguf(), GGUF_Q4, L4, {"args": ["--enforce-eager"]})
-    args = container(case)["args"]
-    assert args[0].endswith(
-        "/snapshots/" + str(llama_8b_gguf().sha) + "/Meta-Llama-3.1-8B-Instruct-Q4_K_M.gguf"
-    )
-    assert args[0].startswith("/models/models--bartowski--Meta-Llama-3.1-8B-Instruct-GGUF/")
-    assert "--revision" not in args and "--quantization" not in args
-    assert args[-1] == "--enforce-eager"
-
-
-def test_vllm_gguf_needs_the_cache() -> None:
-    case = Case("v", "vllm", llama_8b_gguf(), GGUF_Q4, L4, {"cache": {"enabled": False}})
-    with pytest.raises(UnsupportedError, match=r"spec\.cache\.enabled"):
-        deployment(case)
+def test_user_args_come_last() -> None:
+    args = container(Case("v", "vllm", llama_8b(), BF16, L4, {"args": ["--enforce-eager"]}))["args"]
+    assert args[0] == "meta-llama/Llama-3.1-8B-Instruct" and args[-1] == "--enforce-eager"
 
 
 def test_tgi_refuses_pipeline_parallel() -> None:
@@ -344,7 +334,7 @@ def test_image_precedence() -> None:
     assert container(case)["image"] == "registry.local/vllm:pinned"
     ctx: RenderContext = replace(case.context(), image="override:1")
     assert get_runtime("vllm").container(ctx)["image"] == "override:1"
-    assert container(Case("x", "tgi", llama_8b(), AWQ, T4, {}))["image"].startswith(
+    assert container(Case("x", "tgi", llama_8b(), AWQ, L4, {}))["image"].startswith(
         "ghcr.io/huggingface/text-generation-inference:"
     )
 

@@ -1,10 +1,11 @@
 """Serving runtimes behind one interface: vLLM and TGI (pure).
 
 ``get_runtime(name)`` returns a ``Runtime``; an unknown name is an UnsupportedError listing the
-known ones (no silent default). ``choose_runtime`` resolves ``spec.runtime: auto``: vLLM, which
-serves every quantization kubellm knows (GGUF included) and is actively developed; TGI is in
-maintenance mode upstream and is used only when ``spec.runtime: tgi`` asks for it. Either way the
-choice is checked against the quantization and the GPU, and a refusal lists what is supported.
+known ones (no silent default). ``choose_runtime`` resolves ``spec.runtime: auto`` to the first
+runtime of ``AUTO_ORDER`` that serves the quantization: vLLM, which is actively developed and
+serves almost everything; TGI (maintenance mode upstream) only for what the pinned vLLM cannot
+serve (bitsandbytes, an out-of-tree plugin since vLLM 0.29). Either way the choice is checked
+against the quantization and the GPU, and a refusal lists what is supported.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ if TYPE_CHECKING:
 
 RUNTIMES: dict[str, Runtime] = {r.name: r for r in (TgiRuntime(), VllmRuntime())}
 DEFAULT_RUNTIME = "vllm"
+AUTO_ORDER = ("vllm", "tgi")  # spec.runtime: auto takes the first that serves the quantization
 
 __all__ = [
     "DEFAULT_RUNTIME",
@@ -48,7 +50,20 @@ def get_runtime(name: str) -> Runtime:
 
 
 def choose_runtime(spec: LLMDeploymentSpec, quant: Quant, gpu: GpuType | None) -> str:
-    """The effective runtime name for ``spec.runtime`` (auto -> vllm), checked for support."""
-    name = DEFAULT_RUNTIME if spec.runtime == "auto" else spec.runtime
-    get_runtime(name).supports(quant, gpu)
-    return name
+    """The effective runtime name for ``spec.runtime``, checked for support.
+
+    ``auto``: the first of ``AUTO_ORDER`` that serves ``quant`` (on ``gpu`` when given); when none
+    does, the refusal of the first (it lists what it serves and who else could)."""
+    if spec.runtime != "auto":
+        get_runtime(spec.runtime).supports(quant, gpu)
+        return spec.runtime
+    first: UnsupportedError | None = None
+    for name in AUTO_ORDER:
+        try:
+            get_runtime(name).supports(quant, gpu)
+        except UnsupportedError as exc:
+            first = first or exc
+            continue
+        return name
+    assert first is not None
+    raise first
