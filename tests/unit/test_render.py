@@ -19,7 +19,6 @@ from test_render_cases import (
     T4,
     Case,
     llama_8b,
-    llama_8b_gguf,
     llama_70b,
 )
 
