@@ -2,6 +2,7 @@
 
 Images with pinned tags, ports, probe paths and timings, quantization flag mappings and the GPU
 each (runtime x quantization) needs all live in the YAML with their sources; code reads them here.
+So does how much of the memory fraction each engine really fills (``memory_multiplier``).
 
 ``use_image_overrides`` replaces runtime images for the process (``kubellm run``/``plan``
 ``--runtime-image vllm=IMAGE``, e.g. a mirror or a pinned digest); an LLMDeployment's own
@@ -10,6 +11,7 @@ each (runtime x quantization) needs all live in the YAML with their sources; cod
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
@@ -38,6 +40,16 @@ class Probes:
 
 
 @dataclass(frozen=True)
+class MemoryFraction:
+    """What the engine makes of the memory fraction kubellm passes: it fills ``fraction x
+    effective_multiplier`` of the GPU (TGI: x TGI_WIGGLE_ROOM 0.90; vLLM: x 1.0).
+    ``multiplier_env`` names the environment variable that replaces the multiplier."""
+
+    effective_multiplier: float = 1.0
+    multiplier_env: str | None = None
+
+
+@dataclass(frozen=True)
 class RuntimeInfo:
     name: str
     image: str
@@ -51,6 +63,7 @@ class RuntimeInfo:
     quantize_flag: dict[str, str]
     kv_cache_dtype_flag: dict[str, str]
     quantizations: dict[str, QuantSupport]
+    memory_fraction: MemoryFraction = MemoryFraction()
     unsupported: dict[str, str] = field(default_factory=dict)
     no_pipeline_parallel: bool = False
 
@@ -83,11 +96,16 @@ def _runtime(name: str, raw: dict[str, Any]) -> RuntimeInfo:
         for q, v in raw["quantizations"].items()
     }
     unsupported = _strings(raw.get("unsupported", {}))
+    memory = raw.get("memory_fraction") or {}
     return RuntimeInfo(
         name=name,
         image=str(raw["image"]),
         image_source=" ".join(str(raw.get("image_source", "")).split()),
         command=tuple(str(c) for c in raw["command"]),
+        memory_fraction=MemoryFraction(
+            effective_multiplier=float(memory.get("effective_multiplier", 1.0)),
+            multiplier_env=str(memory["multiplier_env"]) if memory.get("multiplier_env") else None,
+        ),
         port=int(raw["port"]),
         metrics_path=str(raw["metrics_path"]),
         probes=Probes(
@@ -157,6 +175,28 @@ def runtime_infos() -> dict[str, RuntimeInfo]:
 
 def runtime_info(name: str) -> RuntimeInfo:
     return runtime_infos()[name]
+
+
+def memory_multiplier(name: str, env: list[dict[str, Any]] | None = None) -> float:
+    """The share of the memory fraction runtime ``name`` really fills: TGI's TGI_WIGGLE_ROOM
+    (0.90, or the value ``env`` - spec.env - gives it), vLLM's 1.0. A ValueError when ``env``
+    sets it to something the engine refuses (TGI asserts 0 < x < 1); a value from a Secret or
+    ConfigMap cannot be read here, so the default stands."""
+    memory = runtime_info(name).memory_fraction
+    for item in env or ():
+        if not memory.multiplier_env or not isinstance(item, dict):
+            continue
+        if item.get("name") != memory.multiplier_env or "value" not in item:
+            continue
+        text = str(item["value"])
+        try:
+            value = float(text)
+        except ValueError:
+            value = math.nan
+        if not 0.0 < value < 1.0:
+            raise ValueError(f"{memory.multiplier_env}={text!r} is not a number between 0 and 1")
+        return value
+    return memory.effective_multiplier
 
 
 @lru_cache(maxsize=1)

@@ -17,8 +17,10 @@ capped at max_position_embeddings; a configuration that cannot hold MIN_AUTO_MAX
 when smaller) is skipped. An explicit maxModelLen is checked and refused with numbers.
 
 Runtime differences (``runtime``): tgi has no pipeline parallelism and its own kernel table
-(fp8 needs Hopper); otherwise the same arithmetic (TGI's --cuda-memory-fraction plays the role of
-gpu_memory_utilization).
+(fp8 and AWQ need newer GPUs); otherwise the same arithmetic on the memory the engine really
+fills: GPU memory x memoryUtilization x the runtime's effective multiplier
+(``runtimes.catalog.memory_multiplier``: vLLM 1.0; TGI sizes its KV cache to
+--cuda-memory-fraction x TGI_WIGGLE_ROOM 0.90, so 0.9 leaves 19 % of the GPU unused, not 10 %).
 
 Unknown architecture (no config.json): weights are sized, the KV cache cannot be: maxModelLen must
 be explicit and UNKNOWN_ARCH_KV_RESERVE of usable memory is kept free; tp is not checked against
@@ -34,6 +36,7 @@ from kubellm.api.v1alpha1 import LLMDeploymentSpec
 from kubellm.errors import SpecError
 from kubellm.facts import Architecture, ModelFacts
 from kubellm.reasons import Reason
+from kubellm.runtimes.catalog import memory_multiplier, runtime_info
 from kubellm.sizing import memory as mem
 from kubellm.sizing.catalog import gpu_supports, is_mig, known_gpu_names, lookup_gpu
 from kubellm.sizing.quant import describe, resolve_quant, weight_bytes
@@ -216,6 +219,20 @@ class _Model:
     kv_dtype: str
     utilization: float
     replicas: int = 1  # replicas that must fit the free GPUs together
+    multiplier: float = 1.0  # share of the utilization the runtime really fills (TGI 0.90)
+    multiplier_env: str | None = None  # its name, for messages (TGI_WIGGLE_ROOM)
+
+    @property
+    def fraction(self) -> float:
+        """The share of each GPU's memory weights, overhead and KV must fit in."""
+        return self.utilization * self.multiplier
+
+    @property
+    def fraction_text(self) -> str:
+        """``0.9`` (vLLM), ``0.9 x 0.9 TGI_WIGGLE_ROOM`` (TGI)."""
+        if self.multiplier == 1.0:
+            return f"{self.utilization}"
+        return f"{self.utilization} x {self.multiplier:g} {self.multiplier_env or 'engine share'}"
 
 
 def _evaluate(model: _Model, option: _Option) -> _Eval:
@@ -223,7 +240,7 @@ def _evaluate(model: _Model, option: _Option) -> _Eval:
     layers = arch.num_hidden_layers if arch else None
     weights = mem.weights_per_gpu_gib(model.weight_bytes, option.tp, option.pp, layers)
     overhead = mem.overhead_gib(weights)
-    usable = option.pool.memory_gib * model.utilization
+    usable = option.pool.memory_gib * model.fraction
     room = usable - weights - overhead
     placeable, nodes = _place(option, model.replicas)
     if not model.kv_known or arch is None:
@@ -336,6 +353,11 @@ def size(
     if arch is not None and not arch.max_position_embeddings and kv_known:
         notes.append(f"max_position_embeddings unknown: auto maxModelLen capped at {cap}")
 
+    try:
+        multiplier = memory_multiplier(runtime, list(spec.env))
+    except ValueError as exc:
+        raise SpecError("spec.env", str(exc), "remove it or give a number such as 0.9") from None
+
     count = spec.gpu.count if isinstance(spec.gpu.count, int) else None
     if count is not None and kv_known:
         _check_count(count, arch)
@@ -363,6 +385,8 @@ def size(
         kv_dtype=ctx.kv_cache_dtype,
         utilization=spec.gpu.memory_utilization,
         replicas=spec.replicas if inventory.source != "catalogue" else 1,
+        multiplier=multiplier,
+        multiplier_env=runtime_info(runtime).memory_fraction.multiplier_env,
     )
     base = SizingResult(
         fits=False,
@@ -441,7 +465,7 @@ def _result(base: SizingResult, model: _Model, e: _Eval, considered: list[str]) 
     message = (
         f"{model.name} {model.quant_label}: {e.weights_gib:.2f} GiB weights + {kv_text} + "
         f"{e.overhead_gib:.2f} GiB overhead = {e.per_gpu_gib:.2f} GiB per GPU -> {where} "
-        f"({e.usable_gib:.2f} GiB usable at {model.utilization})"
+        f"({e.usable_gib:.2f} GiB usable at {model.fraction_text})"
     )
     return replace(
         base,
@@ -518,7 +542,7 @@ def _refusal(
     largest = max(pools, key=lambda p: (p.pool.gpus_per_node * p.memory_gib, p.memory_gib))
     offer = (
         f"the largest node offers {largest.pool.gpus_per_node} x {largest.memory_gib:.1f} GiB "
-        f"({largest.pool.gpu_product}, {largest.memory_gib * model.utilization:.1f} GiB usable "
+        f"({largest.pool.gpu_product}, {largest.memory_gib * model.fraction:.1f} GiB usable "
         "each)"
     )
     if model.explicit_len is not None and model.kv_known and arch and best.free_for_kv_gib > 0:
