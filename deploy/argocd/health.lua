@@ -32,6 +32,8 @@ local DEGRADED = {
   LicenseDenied = true,
   DoesNotFit = true,
   Unsupported = true,
+  -- spec.args/env/image asks for what kubellm owns or the licence decision does not cover
+  NotPermitted = true,
   -- the GPUs exist but other deployments hold them (kubellm.sizing: free them or add nodes)
   GpusBusy = true,
   -- the plan needs a kind the cluster does not serve (multi-node: LeaderWorkerSet)

