@@ -21,6 +21,8 @@ SHA_70B = "6f6073b423013f6a7d4d9f39144961bfbfbc386b"
 SHA_AWQ = "2123003760781134cfc31124aa6560a45b491fdf"
 SHA_GPTQ = "b0b0e4a1a4aab2bfc1c2a4a7f8bcd4e1b8c2d0f1"
 SHA_GGUF = "bf5b95e96dac0462e2a09145ec66cae9a3f12067"
+SHA_MISTRAL = "0000000000000000000000000000000000000007"  # placeholder commit
+SHA_GEMMA3 = "0000000000000000000000000000000000000003"  # placeholder commit
 
 L4 = GpuType("NVIDIA-L4", 24.0, (8, 9), aliases=("l4",))
 L40S = GpuType("NVIDIA-L40S", 48.0, (8, 9), aliases=("l40s",))
@@ -103,6 +105,42 @@ def llama_8b_gguf() -> ModelFacts:
     return ModelFacts(
         repo="bartowski/Meta-Llama-3.1-8B-Instruct-GGUF", sha=SHA_GGUF, license="llama3.1",
         weight_bytes=4920734016, weight_files=files,
+    )  # fmt: skip
+
+
+def mistral_7b() -> ModelFacts:
+    """Mistral's layout: the HF shards and, beside them, consolidated.safetensors (the same
+    weights in Mistral's own format). Sizes rounded."""
+    files = (
+        WeightFile("consolidated.safetensors", 14_500_000_000),
+        WeightFile("model-00001-of-00003.safetensors", 4_950_000_000),
+        WeightFile("model-00002-of-00003.safetensors", 5_000_000_000),
+        WeightFile("model-00003-of-00003.safetensors", 4_550_000_000),
+    )
+    arch = Architecture(
+        model_type="mistral", num_hidden_layers=32, num_attention_heads=32, num_key_value_heads=8,
+        head_dim=128, hidden_size=4096, max_position_embeddings=32768, torch_dtype="bfloat16",
+    )
+    return ModelFacts(
+        repo="mistralai/Mistral-7B-Instruct-v0.3", sha=SHA_MISTRAL, license="apache-2.0",
+        architecture=arch, weight_bytes=14_500_000_000, weight_files=files,
+    )  # fmt: skip
+
+
+def gemma3_27b() -> ModelFacts:
+    """A vision-language model TGI serves without prefill chunking (model_type gemma3; the
+    shape is its text_config's). 12 shards, ~54.9 GB in all (rounded)."""
+    files = tuple(
+        WeightFile(f"model-{i:05d}-of-00012.safetensors", 4_575_000_000) for i in range(1, 13)
+    )
+    arch = Architecture(
+        model_type="gemma3", num_hidden_layers=62, num_attention_heads=32, num_key_value_heads=16,
+        head_dim=128, hidden_size=5376, max_position_embeddings=131072, torch_dtype="bfloat16",
+        multimodal=True,
+    )
+    return ModelFacts(
+        repo="google/gemma-3-27b-it", sha=SHA_GEMMA3, license="gemma", gated="manual",
+        architecture=arch, weight_bytes=54_900_000_000, weight_files=files,
     )  # fmt: skip
 
 
@@ -197,4 +235,11 @@ def cases() -> list[Case]:
             Case(f"{rt}-multinode", rt, llama_70b(), BF16, H100, {**TOKEN, "replicas": 2},
                  tp=8, pp=2, nodes=2, max_model_len=8192),
         ]  # fmt: skip
+    # TGI only: a shard without prefill chunking (--max-batch-prefill-tokens), and a repo whose
+    # consolidated.safetensors TGI downloads too when there is no cache (emptyDir size).
+    out += [
+        Case("tgi-gemma3", "tgi", gemma3_27b(), BF16, H100, {**TOKEN}),
+        Case("tgi-bf16-nocache-consolidated", "tgi", mistral_7b(), BF16, L4, {**NO_CACHE},
+             max_model_len=8192),
+    ]  # fmt: skip
     return out

@@ -8,10 +8,13 @@ rollout strategy, the spec hash) is decided here, once.
 Choices, with reasons:
 
 - Startup probe budget = runtime base (CUDA graphs / compile / warm-up) + weight bytes read at a
-  conservative 100 MiB/s from the cache PVC (+ the bytes at 25 MiB/s from the Hub when there is
-  no cache), at least 10 min; ``failureThreshold x periodSeconds >= budget``. Readiness probes
-  a real endpoint; liveness uses ``/health`` with generous timeouts (a loaded GPU answers slowly,
-  and a liveness kill costs a full model reload).
+  conservative 100 MiB/s from the cache PVC (+ the bytes the pod downloads, ``download_bytes``,
+  at 25 MiB/s from the Hub when there is no cache), at least 10 min; ``failureThreshold x
+  periodSeconds >= budget``. Without the cache the pod-local emptyDir holds those downloaded bytes
+  x 1.2 + 2 GiB (TGI downloads every top-level safetensors file, ``hub_download`` in the
+  catalogue, so a repo with ``consolidated.safetensors`` needs room for both copies).
+  Readiness probes a real endpoint; liveness uses ``/health`` with generous timeouts (a loaded
+  GPU answers slowly, and a liveness kill costs a full model reload).
 - Rollout: GPUs are scarce. With one replica, ``maxSurge 1 / maxUnavailable 0``: the old pod keeps
   serving while the new one loads; if no spare GPU exists the new pod stays Pending and the
   Deployment reports ProgressDeadlineExceeded - never an outage. With two or more replicas,
@@ -20,6 +23,9 @@ Choices, with reasons:
   ``progressDeadlineSeconds`` = startup budget + 10 min, so a slow load is not reported as stuck.
 - ``enableServiceLinks: false``: a Service named ``vllm`` would inject ``VLLM_PORT=tcp://...``,
   which vLLM reads as its own setting and crashes on.
+- The container's ``command`` is the catalogue's (vLLM: ``vllm serve``); a runtime without one
+  (TGI) gets args only, so the image's entrypoint runs. ``terminationGracePeriodSeconds`` is the
+  runtime's (``termination_grace_seconds``: TGI drains for up to 90 s).
 - Node placement: required node affinity on ``nvidia.com/gpu.product`` (the chosen GPU and its
   other label spellings), the ``nvidia.com/gpu`` NoSchedule toleration, GPU limits.
 - ``kubellm.io/spec-hash`` (sha256 of the canonical JSON of the pod template) on the pod template
@@ -61,7 +67,6 @@ GPU_PRODUCT_LABEL = "nvidia.com/gpu.product"
 SERVICE_PORT = 80
 MODEL_MOUNT = "/models"
 CONTAINER_NAME = "server"
-TERMINATION_GRACE_SECONDS = 60
 PROGRESS_MARGIN_SECONDS = 600
 GIB = 1024**3
 
@@ -284,14 +289,27 @@ class Runtime(ABC):
         values.update(self.extra_env(ctx))
         return _env_list(values, list(ctx.spec.env))
 
+    def download_bytes(self, ctx: RenderContext) -> int:
+        """Bytes a pod without the cache downloads before it can load: the checkpoint's weights,
+        or (``hub_download`` in the catalogue) every file the engine's own downloader selects
+        among the repo's weight files. A file of unknown size counts as a full copy."""
+        selection = self.info.hub_download
+        if selection is None or not ctx.facts.weight_files:
+            return ctx.weight_bytes
+        picked = [f for f in ctx.facts.weight_files if selection.selects(f.path)]
+        if not picked:
+            return ctx.weight_bytes
+        known = sum(f.size for f in picked if f.size is not None)
+        unknown = sum(1 for f in picked if f.size is None)
+        return max(known + unknown * ctx.weight_bytes, ctx.weight_bytes)
+
     def startup_seconds(self, ctx: RenderContext) -> int:
         """The time a pod may take to load the model before the startup probe gives up."""
         budget = _budget()
-        nbytes = ctx.weight_bytes
         seconds = self.info.probes.startup_base_seconds
-        seconds += math.ceil(nbytes / budget.load_bytes_per_second)
+        seconds += math.ceil(ctx.weight_bytes / budget.load_bytes_per_second)
         if ctx.cache is None:
-            seconds += math.ceil(nbytes / budget.download_bytes_per_second)
+            seconds += math.ceil(self.download_bytes(ctx) / budget.download_bytes_per_second)
         return max(budget.min_seconds, seconds)
 
     def probes(self, ctx: RenderContext) -> dict[str, dict[str, Any]]:
@@ -350,10 +368,11 @@ class Runtime(ABC):
         if ctx.cache is not None:
             cache_mount["readOnly"] = True
         mounts.append(cache_mount)
+        command = {"command": list(self.info.command)} if self.info.command else {}
         return {
             "name": CONTAINER_NAME,
             "image": self.image(ctx),
-            "command": list(self.info.command),
+            **command,
             "args": self.args(ctx),
             "env": self.env(ctx),
             "ports": [{"name": "http", "containerPort": self.info.port, "protocol": "TCP"}],
@@ -377,7 +396,7 @@ class Runtime(ABC):
                 }
             )
         else:  # no shared cache: download into pod-local scratch of the right size
-            size = math.ceil((ctx.weight_bytes * 1.2 + 2 * GIB) / GIB)
+            size = math.ceil((self.download_bytes(ctx) * 1.2 + 2 * GIB) / GIB)
             volumes.append({"name": "model-cache", "emptyDir": {"sizeLimit": f"{size}Gi"}})
         return volumes
 
@@ -442,7 +461,7 @@ class Runtime(ABC):
         )
         if ctx.spec.node_selector:
             pod_spec["nodeSelector"] = dict(sorted(ctx.spec.node_selector.items()))
-        pod_spec["terminationGracePeriodSeconds"] = TERMINATION_GRACE_SECONDS
+        pod_spec["terminationGracePeriodSeconds"] = self.info.termination_grace_seconds
         pod_spec["tolerations"] = self.tolerations(ctx)
         pod_spec["volumes"] = self.volumes(ctx)
         template = {

@@ -2,7 +2,11 @@
 
 Images with pinned tags, ports, probe paths and timings, quantization flag mappings and the GPU
 each (runtime x quantization) needs all live in the YAML with their sources; code reads them here.
-So does how much of the memory fraction each engine really fills (``memory_multiplier``).
+So do the engine facts the rendering and the sizer depend on: the command (none: the image's
+entrypoint), the pod's termination grace period, how much of the memory fraction the engine
+really fills (``memory_multiplier``), when TGI needs ``--max-batch-prefill-tokens``, which files
+TGI downloads itself, and the launcher's flags (``launcher_flags``, from the file the runtime's
+``launcher_flags`` key names).
 
 ``use_image_overrides`` replaces runtime images for the process (``kubellm run``/``plan``
 ``--runtime-image vllm=IMAGE``, e.g. a mirror or a pinned digest); an LLMDeployment's own
@@ -14,7 +18,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass, field, replace
-from functools import lru_cache
+from functools import cache, lru_cache
 from typing import Any
 
 from kubellm import __version__
@@ -50,11 +54,54 @@ class MemoryFraction:
 
 
 @dataclass(frozen=True)
+class PrefillChunking:
+    """When a TGI shard cannot chunk prefill (then ``flag`` must be >= --max-input-tokens)."""
+
+    flag: str
+    without_chunking: dict[str, str]  # config.json model_type -> where the engine says so
+    paged_attention_below_cc: tuple[int, int] | None = None
+    flash_head_dims: tuple[int, ...] = ()
+    fallback_attention_model_types: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class HubDownload:
+    """Which repo files the engine downloads itself when there is no cache (top level only)."""
+
+    suffix: str
+    exclude_substrings: tuple[str, ...] = ()
+
+    def selects(self, path: str) -> bool:
+        return (
+            "/" not in path
+            and path.endswith(self.suffix)
+            and not any(s in path for s in self.exclude_substrings)
+        )
+
+
+@dataclass(frozen=True)
+class LauncherFlag:
+    """One command-line flag of the engine: ``value`` is switch, int, float, string, bool,
+    int_list or an enum name; ``values`` the enum's values (empty when not an enum)."""
+
+    name: str
+    line: int
+    value: str
+    env: str | None = None
+    default: str | None = None
+    repeatable: bool = False
+    values: tuple[str, ...] = ()
+
+    @property
+    def takes_value(self) -> bool:
+        return self.value != "switch"
+
+
+@dataclass(frozen=True)
 class RuntimeInfo:
     name: str
     image: str
     image_source: str
-    command: tuple[str, ...]
     port: int
     metrics_path: str
     probes: Probes
@@ -63,7 +110,13 @@ class RuntimeInfo:
     quantize_flag: dict[str, str]
     kv_cache_dtype_flag: dict[str, str]
     quantizations: dict[str, QuantSupport]
+    termination_grace_seconds: int
+    command: tuple[str, ...] = ()  # empty: the image's ENTRYPOINT runs, kubellm renders args only
+    entrypoint: tuple[str, ...] = ()  # the image's ENTRYPOINT, when kubellm relies on it
     memory_fraction: MemoryFraction = MemoryFraction()
+    prefill_chunking: PrefillChunking | None = None
+    hub_download: HubDownload | None = None  # None: the pod downloads the checkpoint's files
+    launcher_flags_file: str | None = None
     unsupported: dict[str, str] = field(default_factory=dict)
     no_pipeline_parallel: bool = False
 
@@ -97,15 +150,22 @@ def _runtime(name: str, raw: dict[str, Any]) -> RuntimeInfo:
     }
     unsupported = _strings(raw.get("unsupported", {}))
     memory = raw.get("memory_fraction") or {}
+    chunking = raw.get("prefill_chunking")
+    download = raw.get("hub_download")
     return RuntimeInfo(
         name=name,
         image=str(raw["image"]),
         image_source=" ".join(str(raw.get("image_source", "")).split()),
-        command=tuple(str(c) for c in raw["command"]),
+        command=tuple(str(c) for c in raw.get("command") or ()),
+        entrypoint=tuple(str(c) for c in raw.get("entrypoint") or ()),
+        termination_grace_seconds=int(raw["termination_grace_seconds"]),
         memory_fraction=MemoryFraction(
             effective_multiplier=float(memory.get("effective_multiplier", 1.0)),
             multiplier_env=str(memory["multiplier_env"]) if memory.get("multiplier_env") else None,
         ),
+        prefill_chunking=_chunking(chunking) if chunking else None,
+        hub_download=_download(download) if download else None,
+        launcher_flags_file=str(raw["launcher_flags"]) if raw.get("launcher_flags") else None,
         port=int(raw["port"]),
         metrics_path=str(raw["metrics_path"]),
         probes=Probes(
@@ -121,6 +181,26 @@ def _runtime(name: str, raw: dict[str, Any]) -> RuntimeInfo:
         quantizations=quants,
         unsupported={k: " ".join(v.split()) for k, v in unsupported.items()},
         no_pipeline_parallel=bool(raw.get("no_pipeline_parallel", False)),
+    )
+
+
+def _chunking(raw: dict[str, Any]) -> PrefillChunking:
+    below = raw.get("paged_attention_below_cc")
+    return PrefillChunking(
+        flag=str(raw["flag"]),
+        without_chunking=_strings(raw.get("without_chunking", {})),
+        paged_attention_below_cc=(int(below[0]), int(below[1])) if below else None,
+        flash_head_dims=tuple(int(h) for h in raw.get("flash_head_dims", ())),
+        fallback_attention_model_types=tuple(
+            str(t) for t in raw.get("fallback_attention_model_types", ())
+        ),
+    )
+
+
+def _download(raw: dict[str, Any]) -> HubDownload:
+    return HubDownload(
+        suffix=str(raw["suffix"]),
+        exclude_substrings=tuple(str(x) for x in raw.get("exclude_substrings", ())),
     )
 
 
@@ -175,6 +255,30 @@ def runtime_infos() -> dict[str, RuntimeInfo]:
 
 def runtime_info(name: str) -> RuntimeInfo:
     return runtime_infos()[name]
+
+
+@cache
+def launcher_flags(name: str) -> dict[str, LauncherFlag]:
+    """The engine's command-line flags (``--flag`` -> LauncherFlag) from the data file the
+    runtime's ``launcher_flags`` names; {} when the catalogue has none for it."""
+    filename = runtime_info(name).launcher_flags_file
+    if filename is None:
+        return {}
+    raw = load_mapping(filename)
+    enums = {k: tuple(str(v) for v in e["values"]) for k, e in raw.get("enums", {}).items()}
+    out: dict[str, LauncherFlag] = {}
+    for flag, entry in raw["flags"].items():
+        value = str(entry["value"])
+        out[str(flag)] = LauncherFlag(
+            name=str(flag),
+            line=int(entry["line"]),
+            value=value,
+            env=str(entry["env"]) if entry.get("env") else None,
+            default=str(entry["default"]) if "default" in entry else None,
+            repeatable=bool(entry.get("repeatable", False)),
+            values=enums.get(value, ()),
+        )
+    return out
 
 
 def memory_multiplier(name: str, env: list[dict[str, Any]] | None = None) -> float:
