@@ -339,16 +339,17 @@ def test_image_precedence() -> None:
 
 
 @pytest.mark.parametrize(
-    ("extra", "field"),
+    ("extra", "words"),
     [
-        ({"env": [{"value": "x"}]}, "spec.env[0].name"),
-        ({"env": [{"name": "A", "value": "1"}, {"name": ""}]}, "spec.env[1].name"),
-        ({"resources": {"limits": ["memory"]}}, "spec.resources.limits"),
+        ({"env": [{"value": "x"}]}, r"env\[0\]\.name must be a non-empty string"),
+        ({"env": [{"name": "A", "value": "1"}, {"name": ""}]}, r"env\[1\]\.name"),
+        ({"resources": {"limits": ["memory"]}}, r"resources\.limits must map resource names"),
     ],
 )
-def test_bad_overrides_are_spec_errors(extra: dict[str, Any], field: str) -> None:
-    from kubellm.errors import SpecError
+def test_bad_overrides_are_refused_by_validation(extra: dict[str, Any], words: str) -> None:
+    """Malformed core/v1 overrides never reach the renderer: the spec refuses them, naming the
+    element (kubellm plan prefixes file, document and spec.env / spec.resources)."""
+    from pydantic import ValidationError
 
-    with pytest.raises(SpecError) as info:
-        deployment(Case("x", "vllm", llama_8b(), BF16, L4, extra))
-    assert info.value.field == field
+    with pytest.raises(ValidationError, match=words):
+        Case("x", "vllm", llama_8b(), BF16, L4, extra).llmd_spec()

@@ -80,17 +80,29 @@ def register(sub: Any) -> None:
 def _read_sources(names: list[str]) -> list[tuple[str, str]]:
     from kubellm.errors import SpecError
 
+    def text_of(path: Path) -> str:
+        try:
+            return path.read_bytes().decode("utf-8-sig")
+        except UnicodeDecodeError as exc:
+            raise SpecError(str(path), f"not UTF-8 text (byte {exc.start})",
+                            "manifests are UTF-8 YAML or JSON") from None
+        except OSError as exc:
+            raise SpecError(str(path), f"cannot be read: {exc.strerror or exc}") from None
+
     out: list[tuple[str, str]] = []
     for name in names:
         if name == "-":
-            out.append(("<stdin>", sys.stdin.read()))
+            try:
+                out.append(("<stdin>", sys.stdin.read()))
+            except UnicodeDecodeError as exc:
+                raise SpecError("<stdin>", f"not UTF-8 text (byte {exc.start})") from None
             continue
         path = Path(name)
         if path.is_dir():
             files = sorted([*path.glob("*.yaml"), *path.glob("*.yml")])
-            out.extend((str(f), f.read_text()) for f in files)
+            out.extend((str(f), text_of(f)) for f in files)
         elif path.is_file():
-            out.append((str(path), path.read_text()))
+            out.append((str(path), text_of(path)))
         else:
             raise SpecError(f"-f {name}", "no such file or directory")
     return out
@@ -193,14 +205,23 @@ def run(args: argparse.Namespace) -> int:
 
     apply_catalog_flags(args)
     manifests = Manifests()
-    for source, text in _read_sources(args.filename) + _read_sources(args.policy):
+    sources = _read_sources(args.filename) + _read_sources(args.policy)
+    for source, text in sources:
         parsed = parse_documents(text, source)
         manifests.deployments += parsed.deployments
         manifests.policies += parsed.policies
+        manifests.ignored += parsed.ignored
+        manifests.documents += parsed.documents
     if not manifests.deployments:
         from kubellm.errors import SpecError
 
-        raise SpecError("-f", "no LLMDeployment found in the input")
+        read = ", ".join(source for source, _ in sources) or "no *.yaml file"
+        seen = f"; ignored {', '.join(manifests.ignored[:5])}" if manifests.ignored else ""
+        raise SpecError(
+            f"-f {read}",
+            f"no LLMDeployment found in the input ({manifests.documents} "
+            f"document{'' if manifests.documents == 1 else 's'}{seen})",
+        )
     loaded = load_inventory(args)
     inventory = loaded.inventory() if isinstance(loaded, ClusterSnapshot) else loaded
 
