@@ -6,8 +6,8 @@ Facts below are TGI v3.3.7's, with their sources in ``data/runtimes.yaml`` and t
 flags in ``data/tgi-launcher.yaml``.
 
 - Args only, no command: the image's entrypoint (``/tgi-entrypoint.sh``: ldconfig, the venv)
-  execs the launcher with them. It passes them unquoted (``$@``), so spec.args with whitespace
-  or glob characters are refused (bash would split or expand them).
+  execs the launcher with them. It passes them unquoted (``$@``): spec.args that bash would
+  split or glob are refused before rendering (``kubellm.runtimes.guard``, ``word_split``).
 - With the cache, ``--model-id`` is the local snapshot directory: the Rust launcher reads
   ``config.json`` through the hf-hub crate before starting the shards, and a local path keeps
   that lookup off the network. Without the cache: the repo id and ``--revision``.
@@ -27,14 +27,10 @@ flags in ``data/tgi-launcher.yaml``.
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
-from kubellm.errors import SpecError
 from kubellm.runtimes.base import MODEL_MOUNT, RenderContext, Runtime, flag_args
 
-# What bash does to an unquoted word: split it at whitespace, expand globs (tgi-entrypoint.sh).
-_UNSAFE_FOR_ENTRYPOINT = re.compile(r"[\s*?\[]")
 _OFF = {"0", "false"}
 
 
@@ -52,20 +48,6 @@ def _env_value(ctx: RenderContext, name: str) -> str | None:
 
 class TgiRuntime(Runtime):
     name = "tgi"
-
-    def check(self, ctx: RenderContext) -> None:
-        super().check(ctx)
-        for index, arg in enumerate(ctx.spec.args):
-            if _UNSAFE_FOR_ENTRYPOINT.search(arg):
-                raise SpecError(
-                    f"spec.args[{index}]",
-                    f"{arg!r} contains whitespace or a glob character; TGI's image entrypoint "
-                    "passes arguments to text-generation-launcher unquoted ($@ in "
-                    "/tgi-entrypoint.sh), so bash would split or expand it",
-                    "write the value without spaces or * ? [ (for --cors-allow-origin, list "
-                    "the origins), or set the launcher's environment variable in spec.env "
-                    "(e.g. CORS_ALLOW_ORIGIN)",
-                )
 
     def extra_env(self, ctx: RenderContext) -> dict[str, Any]:
         # The launcher's --huggingface-hub-cache reads this name and passes it to the shards.
