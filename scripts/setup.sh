@@ -37,6 +37,17 @@ python3 -c 'import venv, ensurepip' 2>/dev/null || need+=(python3-venv)
 command -v git >/dev/null || need+=(git)
 command -v go >/dev/null || need+=(golang-go)
 [[ -e /etc/ssl/certs/ca-certificates.crt ]] || need+=(ca-certificates)
+# The sandbox's real worker node (kubellm sandbox up --real-node): runc, CNI plugins, iptables;
+# its images: gcc + libc6-dev (static pause), umoci + skopeo (OCI layouts), debootstrap (rootfs).
+[[ -x /usr/sbin/runc ]] || need+=(runc)
+[[ -x /usr/lib/cni/bridge && -x /usr/lib/cni/host-local && -x /usr/lib/cni/portmap ]] ||
+  need+=(containernetworking-plugins)
+command -v iptables >/dev/null || need+=(iptables)
+command -v gcc >/dev/null || need+=(gcc)
+[[ -e /usr/lib/x86_64-linux-gnu/libc.a || -e /usr/lib/aarch64-linux-gnu/libc.a ]] || need+=(libc6-dev)
+command -v umoci >/dev/null || need+=(umoci)
+command -v skopeo >/dev/null || need+=(skopeo)
+command -v debootstrap >/dev/null || need+=(debootstrap)
 if ((${#need[@]})); then
   step "installing Debian packages: ${need[*]}"
   if ! command -v apt-get >/dev/null; then

@@ -6,6 +6,6 @@ here rather than listed in ``pytest_plugins``: pytest refuses ``pytest_plugins``
 below the rootdir when the whole ``tests/`` tree is collected.
 """
 
-from kubellm.sandbox.pytest_plugin import cluster, namespace
+from kubellm.sandbox.pytest_plugin import cluster, namespace, real_node
 
-__all__ = ["cluster", "namespace"]
+__all__ = ["cluster", "namespace", "real_node"]

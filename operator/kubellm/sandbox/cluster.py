@@ -13,6 +13,11 @@ State (PKI, kubeconfig, etcd data, logs, pids) lives in one directory, by defaul
 One sandbox per directory. ``down`` stops only the processes recorded there (pid + start time)
 and removes the directory; running it twice is fine. A component that dies while starting
 fails ``up`` with the tail of its log.
+
+``up(real_node=True)`` (``kubellm sandbox up --real-node``) adds one real worker node
+(:mod:`kubellm.sandbox.realnode`): the apiserver then listens on the node IP of the sandbox's
+bridge instead of 127.0.0.1 (pods reach it through the ``kubernetes`` Service), and ``down``
+also undoes the node's host changes (:mod:`kubellm.sandbox.hostnet`). One per machine.
 """
 
 from __future__ import annotations
@@ -34,7 +39,20 @@ from typing import Any
 
 import yaml
 
-from kubellm.sandbox import install, nodes, pki, ports, process, stages, versions
+from kubellm.sandbox import (
+    hostnet,
+    images,
+    install,
+    nodeconfig,
+    nodeinstall,
+    nodes,
+    pki,
+    ports,
+    process,
+    realnode,
+    stages,
+    versions,
+)
 from kubellm.sandbox.errors import SandboxError
 from kubellm.sandbox.process import ProcessRecord
 
@@ -76,6 +94,7 @@ class SandboxState:
     processes: list[ProcessRecord] = field(default_factory=list)
     versions: str = field(default_factory=versions.version_key)
     started_at: float = field(default_factory=time.time)
+    real_node: bool = False
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -87,6 +106,7 @@ class SandboxState:
             "processes": [p.to_json() for p in self.processes],
             "versions": self.versions,
             "started_at": self.started_at,
+            "real_node": self.real_node,
         }
 
     @classmethod
@@ -100,6 +120,7 @@ class SandboxState:
             processes=[ProcessRecord.from_json(p) for p in data.get("processes", [])],
             versions=str(data.get("versions", "")),
             started_at=float(data.get("started_at", 0.0)),
+            real_node=bool(data.get("real_node", False)),
         )
 
 
@@ -160,7 +181,7 @@ class Sandbox:
 
     def is_up(self) -> bool:
         found = self.status()
-        return bool(found) and len(found) == len(COMPONENTS) and all(c.running for c in found)
+        return bool(found) and len(found) >= len(COMPONENTS) and all(c.running for c in found)
 
     # ---- down -----------------------------------------------------------------------------------
     def _owned(self) -> bool:
@@ -177,12 +198,19 @@ class Sandbox:
         if state is None:
             self._remove()
             return False
+        if state.real_node:
+            realnode.stop(state.processes, self.node_root, progress)
         for record in reversed(state.processes):
             if process.is_running(record):
                 progress(f"stopping {record.name} (pid {record.pid})")
             process.stop(record)
         self._remove()
         return True
+
+    @property
+    def node_root(self) -> Path:
+        """Directory of the real node (containerd, kubelet, CNI, volumes)."""
+        return self.state_dir / "node"
 
     # ---- up -------------------------------------------------------------------------------------
     def up(
@@ -191,6 +219,7 @@ class Sandbox:
         *,
         port: int | None = None,
         progress: Progress = print,
+        real_node: bool = False,
     ) -> SandboxState:
         """Start the sandbox (or return the running one) and wait until nodes are Ready."""
         existing = self.read_state() if self.state_dir.exists() else None
@@ -211,8 +240,13 @@ class Sandbox:
         pools = nodes.load_pools(nodes_file)  # validate before starting anything
         bins = install.binaries()
         node_objects = nodes.node_manifests(pools)
+        node_bins: install.Binaries | None = None
+        if real_node:
+            self._free_real_node(progress)
+            hostnet.preflight()
+            node_bins = nodeinstall.binaries()
         try:
-            return self._start(bins, node_objects, port, progress)
+            return self._start(bins, node_objects, port, progress, node_bins)
         except SandboxError as exc:
             # Free ports are picked before the components bind them; if another program took
             # one in between, start once more with fresh ports (a port the user chose stays).
@@ -220,7 +254,23 @@ class Sandbox:
                 raise
             progress(f"a port was taken while starting ({exc.message.splitlines()[0]}); retrying")
             self.down(lambda _: None)
-            return self._start(bins, node_objects, port, progress)
+            return self._start(bins, node_objects, port, progress, node_bins)
+
+    def _free_real_node(self, progress: Progress) -> None:
+        """Clean up after a real node whose sandbox is gone; refuse if it is still running."""
+        record = hostnet.read_record()
+        if record is None:
+            return
+        owner = Sandbox(Path(record["state_dir"]))
+        if owner.state_dir != self.state_dir and owner.is_up():
+            raise SandboxError(
+                f"the real node belongs to the running sandbox in {owner.state_dir}; stop it "
+                f"first (KUBELLM_SANDBOX_DIR={owner.state_dir} kubellm sandbox down)"
+            )
+        progress(f"cleaning up the real node a stopped sandbox left ({owner.state_dir})")
+        if owner.read_state() is not None and owner.state_dir != self.state_dir:
+            owner.down(progress)
+        hostnet.teardown(progress)
 
     def _start(
         self,
@@ -228,6 +278,7 @@ class Sandbox:
         node_objects: list[dict[str, Any]],
         port: int | None,
         progress: Progress,
+        node_bins: install.Binaries | None = None,
     ) -> SandboxState:
         began = time.monotonic()
         self.state_dir.mkdir(parents=True, exist_ok=True)
@@ -236,9 +287,11 @@ class Sandbox:
         names = ["etcd-client", "etcd-peer", "apiserver", "controller-manager", "scheduler"]
         picked = ports.pick(len(names), requested={2: port} if port else None)
         port_map = dict(zip(names, picked, strict=True))
-        host_ip = _host_ip()
+        host_ip = nodeconfig.NODE_IP if node_bins else _host_ip()
         certs = pki.generate(self.state_dir / "pki", extra_ips=(host_ip,))
-        server = f"https://127.0.0.1:{port_map['apiserver']}"
+        if node_bins is not None:
+            pki.node_certs(certs, nodeconfig.NODE_NAME, nodeconfig.NODE_IP)
+        server = f"https://{'127.0.0.1' if node_bins is None else host_ip}:{port_map['apiserver']}"
         pki.write_kubeconfig(self.kubeconfig, server, certs)
         state = SandboxState(
             server=server,
@@ -246,22 +299,37 @@ class Sandbox:
             bin_dir=str(bins.bin_dir),
             ports=port_map,
             nodes=[n["metadata"]["name"] for n in node_objects],
+            real_node=node_bins is not None,
         )
+        if node_bins is not None:
+            state.nodes.append(nodeconfig.NODE_NAME)
         self._write_state(state)
         try:
+            if node_bins is not None:
+                hostnet.setup(self.state_dir, progress)
             self._start_all(state, bins, certs, host_ip, node_objects, progress)
+            if node_bins is not None:
+                self._start_real_node(state, bins, node_bins, certs, progress)
         except BaseException:
+            if node_bins is not None:
+                realnode.stop(state.processes, self.node_root, progress)
             for record in reversed(state.processes):
                 process.stop(record, timeout=5)
             raise
         progress(
-            f"sandbox up in {time.monotonic() - began:.1f}s: {len(node_objects)} nodes Ready, "
+            f"sandbox up in {time.monotonic() - began:.1f}s: {len(state.nodes)} nodes Ready, "
             f"{server}\n  export KUBECONFIG={self.kubeconfig}"
         )
         return state
 
-    def _spawn(self, state: SandboxState, name: str, argv: list[str]) -> ProcessRecord:
-        record = process.spawn(name, argv, self.logs / f"{name}.log", self.state_dir)
+    def _spawn(
+        self,
+        state: SandboxState,
+        name: str,
+        argv: list[str],
+        env: dict[str, str] | None = None,
+    ) -> ProcessRecord:
+        record = process.spawn(name, argv, self.logs / f"{name}.log", self.state_dir, env)
         state.processes.append(record)
         self._write_state(state)
         return record
@@ -307,7 +375,7 @@ class Sandbox:
             [
                 str(bins["kube-apiserver"]),
                 f"--etcd-servers={etcd_url}",
-                "--bind-address=127.0.0.1",
+                f"--bind-address={host_ip if state.real_node else '127.0.0.1'}",
                 f"--advertise-address={host_ip}",
                 f"--secure-port={p['apiserver']}",
                 f"--cert-dir={certs.dir}",
@@ -324,6 +392,7 @@ class Sandbox:
                 "--profiling=false",
                 "--max-requests-inflight=800",
                 "--max-mutating-requests-inflight=400",
+                *(_kubelet_client_flags(certs) if state.real_node else []),
             ],
         )
         ctx = _client_tls(certs)
@@ -422,6 +491,40 @@ class Sandbox:
             "the default ServiceAccount",
             deadline,
         )
+
+
+    def _start_real_node(
+        self,
+        state: SandboxState,
+        bins: install.Binaries,
+        node_bins: install.Binaries,
+        certs: pki.PkiPaths,
+        progress: Progress,
+    ) -> None:
+        node_images = images.build_all(progress)
+        params = realnode.params(self.node_root, state.ports["apiserver"], node_images)
+        node = realnode.RealNode(params, certs, node_bins, bins)
+        deadline = time.monotonic() + start_timeout()
+        watched = list(state.processes)
+
+        def spawn(name: str, argv: list[str], env: dict[str, str] | None) -> ProcessRecord:
+            return self._spawn(state, name, argv, env)
+
+        def wait(check: Callable[[], bool], procs: list[ProcessRecord], what: str) -> None:
+            _wait(check, procs, what, deadline)
+
+        node.start(node_images, spawn, wait, watched, progress)
+
+
+def _kubelet_client_flags(certs: pki.PkiPaths) -> list[str]:
+    """How the apiserver talks to the real kubelet: its node IP, mutual TLS with our CA."""
+    node = pki.NodeCerts.under(certs.dir)
+    return [
+        f"--kubelet-client-certificate={node.apiserver_kubelet_cert}",
+        f"--kubelet-client-key={node.apiserver_kubelet_key}",
+        f"--kubelet-certificate-authority={certs.ca_cert}",
+        "--kubelet-preferred-address-types=InternalIP",
+    ]
 
 
 def _host_ip() -> str:

@@ -14,6 +14,10 @@ Environment:
     and leave it running afterwards: fast edit-test loops.
 ``KUBELLM_SANDBOX_NODES=FILE``
     node-pool file for a sandbox started here.
+``KUBELLM_SANDBOX_REAL_NODE=true``
+    start the sandbox with its real worker node (``real_node=True`` does the same; the pytest
+    plugin asks for it when a selected test is marked ``real``). Builds the node binaries and
+    images first when missing.
 """
 
 from __future__ import annotations
@@ -136,6 +140,7 @@ def sandbox_cluster(
     *,
     reuse: bool | None = None,
     progress: Callable[[str], None] = print,
+    real_node: bool | None = None,
 ) -> Iterator[Cluster]:
     """Yield a running cluster; stop what was started here on exit."""
     if use_existing_cluster():
@@ -149,6 +154,12 @@ def sandbox_cluster(
     env_nodes = os.environ.get("KUBELLM_SANDBOX_NODES")
     nodes_file = nodes_file or (Path(env_nodes) if env_nodes else None)
     bins = install.install(progress)
+    real_node = _flag("KUBELLM_SANDBOX_REAL_NODE") if real_node is None else real_node
+    if real_node:
+        from kubellm.sandbox import images, nodeinstall
+
+        nodeinstall.install(progress)
+        images.build_all(progress)
     tmp: str | None = None
     if state_dir is None:
         if reuse:
@@ -160,7 +171,7 @@ def sandbox_cluster(
             (Path(tmp) / _OWNER).write_text(json.dumps(_owner_record()))
     sandbox = Sandbox(state_dir)
     was_up = sandbox.is_up()
-    state = sandbox.up(nodes_file, progress=progress)
+    state = sandbox.up(nodes_file, progress=progress, real_node=real_node)
     cluster = Cluster(
         state.kubeconfig, _api_client(state.kubeconfig), bins.bin_dir, str(bins["kubectl"])
     )

@@ -328,7 +328,9 @@ import (
 \t_ "k8s.io/kubernetes/cmd/kube-apiserver"
 \t_ "k8s.io/kubernetes/cmd/kube-controller-manager"
 \t_ "k8s.io/kubernetes/cmd/kube-scheduler"
+\t_ "k8s.io/kubernetes/cmd/kube-proxy"
 \t_ "k8s.io/kubernetes/cmd/kubectl"
+\t_ "k8s.io/kubernetes/cmd/kubelet"
 )
 """
 

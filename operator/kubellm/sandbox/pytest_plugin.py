@@ -10,7 +10,11 @@ the reason; they are never skipped silently. SIGTERM is turned into KeyboardInte
 sandbox is stopped even under ``timeout pytest``; a run killed harder leaves an orphan that the
 next run stops (:func:`kubellm.sandbox.harness.reap_orphans`).
 
-Also provided: ``namespace``, a fresh namespace per test, deleted afterwards.
+Also provided: ``namespace``, a fresh namespace per test, deleted afterwards, and
+``real_node``, the name of the sandbox's real worker node. When any selected test is marked
+``real`` (``@pytest.mark.real``), the session sandbox is started with its real node
+(``kubellm sandbox up --real-node``; root, builds what is missing); ``-m "not real"`` leaves it
+out.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ import pytest
 
 from kubellm.errors import KubellmError
 from kubellm.sandbox.harness import Cluster, sandbox_cluster
+from kubellm.sandbox.nodeconfig import REAL_NODE_LABEL
 
 
 def _interrupt_on_sigterm() -> None:
@@ -52,12 +57,36 @@ def cluster(request: pytest.FixtureRequest) -> Iterator[Cluster]:
     try:
         # Show build/start progress even under output capture: it can take minutes.
         with capture.global_and_fixture_disabled() if capture else contextlib.nullcontext():
-            found = stack.enter_context(sandbox_cluster(progress=_report))
+            found = stack.enter_context(
+                sandbox_cluster(progress=_report, real_node=_wants_real_node(request))
+            )
     except KubellmError as exc:
         stack.close()
         pytest.fail(f"no cluster for e2e tests: {exc}", pytrace=False)
     with stack:
         yield found
+
+
+def _wants_real_node(request: pytest.FixtureRequest) -> bool | None:
+    """True when a selected test is marked ``real``; None defers to the environment."""
+    if any(item.get_closest_marker("real") for item in request.session.items):
+        return True
+    return None
+
+
+@pytest.fixture(scope="session")
+def real_node(cluster: Cluster) -> str:
+    """Name of the cluster's real worker node (label ``kubellm.io/real-node=true``)."""
+    out = cluster.kubectl(
+        "get", "nodes", "-l", f"{REAL_NODE_LABEL}=true", "-o", "name", check=False
+    ).stdout.split()
+    if not out:
+        pytest.fail(
+            "the cluster has no real worker node (label kubellm.io/real-node=true): start the "
+            "sandbox with --real-node (KUBELLM_SANDBOX_REAL_NODE=true)",
+            pytrace=False,
+        )
+    return out[0].removeprefix("node/")
 
 
 @pytest.fixture
