@@ -52,6 +52,8 @@ EU_MEMBERS = frozenset(
     ]
 )
 _REGION_ALIASES = {"GB": "UK"}
+CLASSES = ("permissive", "restrictive-community", "research-only", "unknown")
+COMMERCIAL = ("yes", "no", "conditional", "unknown")
 
 
 @dataclass(frozen=True)
@@ -78,6 +80,7 @@ class LicenseEntry:
     obligations: tuple[str, ...]
     osi: bool
     source: str
+    missing: str | None = None  # class unknown: which fact would decide it
 
 
 @dataclass(frozen=True)
@@ -105,7 +108,7 @@ class Catalog:
         if license_name:
             candidates.append(license_name)
         for raw in candidates:
-            text = raw.strip().lower()
+            text = normalise_id(raw)
             key = self.aliases.get(text, text)
             if key in self.licenses:
                 return self.licenses[key]
@@ -124,6 +127,12 @@ class Catalog:
             if pattern.search(repo.lower()):
                 return source
         return None
+
+
+def normalise_id(text: str) -> str:
+    """A licence id or license_name as the catalogue keys it: lower case, spaces and underscores
+    as "-" ("Llama 3.1 Community License" -> "llama-3.1-community-license")."""
+    return re.sub(r"[\s_]+", "-", text.strip().lower())
 
 
 def normalise_region(code: str) -> str:
@@ -149,6 +158,11 @@ def _entry(key: str, raw: dict[str, Any]) -> LicenseEntry:
         )
         for g in raw.get("geo", [])
     )
+    if raw["class"] not in CLASSES or raw["commercial"] not in COMMERCIAL:
+        raise ValueError(f"licenses.yaml: {key}: class {raw['class']!r} / commercial "
+                         f"{raw['commercial']!r} (one of {CLASSES} / {COMMERCIAL})")
+    if (raw["class"] == "unknown") != bool(raw.get("missing")):
+        raise ValueError(f"licenses.yaml: {key}: class unknown and missing go together")
     return LicenseEntry(
         key=key,
         hub_id=raw.get("hub_id", key),
@@ -160,13 +174,14 @@ def _entry(key: str, raw: dict[str, Any]) -> LicenseEntry:
         obligations=tuple(raw.get("obligations", [])),
         osi=bool(raw.get("osi", False)),
         source=raw["source"],
+        missing=" ".join(str(raw["missing"]).split()) if raw.get("missing") else None,
     )
 
 
 def parse_catalog(data: dict[str, Any]) -> Catalog:
     """Build and check a catalogue from its YAML form (every alias and family must resolve)."""
     licenses = {str(k): _entry(str(k), v) for k, v in data["licenses"].items()}
-    aliases = {str(k).lower(): str(v) for k, v in data.get("aliases", {}).items()}
+    aliases = {normalise_id(str(k)): str(v) for k, v in data.get("aliases", {}).items()}
     families = tuple(
         FamilyRule(
             pattern=re.compile(rule["match"]),

@@ -40,6 +40,7 @@ class ChainLink:
     entry: LicenseEntry | None
     source: str
     multimodal: bool | None = None  # what a family rule says about the repo
+    missing: str | None = None  # when its class is unknown: the fact that would decide it
 
     @property
     def class_(self) -> LicenseClass:
@@ -84,6 +85,9 @@ class EffectiveLicense:
     declared: bool  # the model's own licence came from spec.model (facts.declared), not the Hub
     multimodal: bool | None
     chain: tuple[ChainLink, ...]
+    # When the class is unknown: what is missing, per repo of the chain whose licence is unknown
+    # ("model card of acme/x: license: other with license_name 'acme' ...").
+    missing: tuple[str, ...] = ()
 
     @property
     def label(self) -> str:
@@ -105,12 +109,32 @@ class EffectiveLicense:
         return frozenset(ids)
 
 
+def _missing(repo: str, license_id: str, license_name: str | None, how: str, what: str,
+             link: str | None) -> str:
+    """What is missing for an unknown licence, said so that the user knows what to add."""
+    read = f" (licence text: {link})" if link else ""
+    if how == "unresolved":
+        return (f"{what} {repo} could not be read (not on the Hub, the mirror or the offline "
+                "cache), so its licence is unknown")
+    if not license_id:
+        return f"{what} {repo} declares no licence (no license in its card{read})"
+    if license_id.lower() == "unknown":
+        return f"{what} {repo} says license: unknown{read}"
+    if license_id.lower() == "other" and not license_name:
+        return f"{what} {repo} says license: other without a license_name{read}"
+    if license_id.lower() == "other":
+        return (f"{what} {repo}: license_name {license_name!r} is not in kubellm's licence "
+                f"catalogue{read}")
+    return f"{what} {repo}: licence id {license_id!r} is not in kubellm's licence catalogue{read}"
+
+
 def _links_for(
     repo: str,
     license_id: str | None,
     license_name: str | None,
     how: str,
     what: str,
+    license_link: str | None = None,
 ) -> list[ChainLink]:
     catalog = load_catalog()
     links: list[ChainLink] = []
@@ -119,9 +143,12 @@ def _links_for(
         entry = catalog.lookup(text_id, license_name)
         shown = f"license: {text_id}" + (f", license_name: {license_name}" if license_name else "")
         fact = f"{what} {repo} ({shown})"
+        missing = None
         if entry is not None:
             fact += f"; catalogue: {entry.source}"
-        links.append(ChainLink(repo, how, text_id, license_name, entry, fact))
+            if entry.missing:
+                missing = f"{what} {repo}: {entry.missing}"
+        links.append(ChainLink(repo, how, text_id, license_name, entry, fact, missing=missing))
     family = catalog.family(repo)
     if family is not None:
         entry = catalog.licenses[family.license_key]
@@ -133,9 +160,10 @@ def _links_for(
             ChainLink(repo, "family", entry.hub_id, None, entry, fact, multimodal=family.multimodal)
         )
     if not any(link.entry is not None for link in links):
-        missing = "missing" if not links else links[0].how
+        kind = "missing" if not links else links[0].how
         fact = links[0].source if links else f"{what} {repo}: no licence in its card or spec"
-        links = [ChainLink(repo, missing, text_id or None, license_name, None, fact)]
+        gap = _missing(repo, text_id, license_name, how, what, license_link)
+        links = [ChainLink(repo, kind, text_id or None, license_name, None, fact, missing=gap)]
     return links
 
 
@@ -143,7 +171,8 @@ def chain_links(facts: ModelFacts) -> tuple[ChainLink, ...]:
     """Licence links of the model and its base models, the model first."""
     own_how = "declared" if "license" in facts.declared else "card"
     what = "spec.model of" if own_how == "declared" else "model card of"
-    links = _links_for(facts.repo, facts.license, facts.license_name, own_how, what)
+    links = _links_for(facts.repo, facts.license, facts.license_name, own_how, what,
+                       facts.license_link)
     for base in facts.base_models:
         how = "card" if base.license or base.resolved else "unresolved"
         links += _links_for(
@@ -230,4 +259,7 @@ def classify(facts: ModelFacts) -> EffectiveLicense:
         declared="license" in facts.declared,
         multimodal=multimodal,
         chain=links,
+        missing=tuple(dict.fromkeys(
+            link.missing for link in links if link.class_ == "unknown" and link.missing
+        )) if winner.class_ == "unknown" else (),
     )

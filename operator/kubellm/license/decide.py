@@ -3,7 +3,10 @@
 Rules, each producing a machine-readable reason (rule, effect, message, fact + source):
 
 - ``deniedLicenses``  any licence of the base_model chain listed -> deny
-- ``unknownLicense``  class unknown -> deny (Deny) or warn (Warn)
+- ``unknownLicense``  class unknown -> deny (Deny) or warn (Warn), naming the missing facts
+                      (no licence in a card, other without license_name, a name or id the
+                      catalogue lacks, an unreadable base model, an id such as cc that does
+                      not say which licence)
 - ``allowedLicenses`` the effective licence listed -> allowed whatever its class
 - ``allowedClasses``  class not listed -> deny
 - ``commercialUse``   commercial policy and a non-commercial licence in the chain -> deny
@@ -129,6 +132,7 @@ class LicenseDecision:
             "policy": self.policy_name,
             "mode": self.mode,
             "source": lic.source,
+            "missing": list(lic.missing),
         }
 
 
@@ -147,6 +151,18 @@ def _exception_expiry(exc: LicenseException, index: int) -> datetime.date | None
             f"{exc.expires!r} is not a date",
             "write it as YYYY-MM-DD",
         ) from None
+
+
+MAX_MISSING = 3  # facts listed in the unknownLicense message; the rest are counted
+
+
+def _missing_text(lic: EffectiveLicense) -> str:
+    """``: <fact>; <fact> (+N more)`` - the missing facts that would make the licence known."""
+    if not lic.missing:
+        return ""
+    shown = "; ".join(lic.missing[:MAX_MISSING])
+    more = len(lic.missing) - MAX_MISSING
+    return f": {shown}" + (f" (+{more} more)" if more > 0 else "")
 
 
 def _class_rules(spec: LicensePolicySpec, lic: EffectiveLicense) -> list[Reason]:
@@ -168,8 +184,9 @@ def _class_rules(spec: LicensePolicySpec, lic: EffectiveLicense) -> list[Reason]
             Reason(
                 "unknownLicense",
                 effect,
-                f"the licence of {lic.from_repo} cannot be determined (unknownLicense: "
-                f"{spec.unknown_license}); declare spec.model.license or add an exception",
+                f"the licence of {lic.from_repo} cannot be determined{_missing_text(lic)} "
+                f"(unknownLicense: {spec.unknown_license}); declare spec.model.license (and "
+                "licenseName) or add an exception",
                 lic.source,
             )
         )
