@@ -76,6 +76,13 @@ with_progress "pip install" .venv/bin/python -m pip install -q --disable-pip-ver
 # --- 3. sandbox binaries (Go builds from the module proxy; a no-op when cached) -------------------
 step "kubellm sandbox install (builds report progress and elapsed time every 20 s)"
 .venv/bin/kubellm sandbox install
+# The real worker node's binaries and images (kubelet, containerd, CoreDNS, local-path-provisioner;
+# pause and Debian base images): about 15 minutes once on 2 cores, then a no-op. scripts/test.sh
+# asks for them (KUBELLM_REAL_NODE=1); KUBELLM_REAL_NODE=0 there skips them and the real-node tests.
+if [[ ${KUBELLM_REAL_NODE:-0} != 0 ]]; then
+  step "kubellm sandbox install --real-node (Go builds and debootstrap, progress every 20 s)"
+  .venv/bin/kubellm sandbox install --real-node
+fi
 
 # --- 4. engine environments (PyPI; the real vLLM that tests/engines check renderings with) -------
 if [[ ${KUBELLM_ENGINES:-1} != 0 ]]; then

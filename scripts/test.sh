@@ -3,13 +3,16 @@
 #   1. Debian packages, only if something is missing (python3 >= 3.11 + venv, git, Go);
 #   2. .venv with `pip install -e '.[dev]'`;
 #   3. `kubellm sandbox install` (builds Kubernetes, etcd, kwok, helm once; cached per version);
-#   4. ruff, mypy, lint-imports, pytest over tests/ (unit, golden and e2e on the sandbox).
+#   4. ruff, mypy, lint-imports, pytest over tests/ (unit, golden and e2e on the sandbox), then
+#      the `real` e2e tests on a sandbox with its real worker node (only without extra arguments).
 # Idempotent: a second run only re-runs the checks. Extra arguments go to pytest.
 # CI (.ci/run) runs exactly this script.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 started=$SECONDS
+# The real worker node's builds and tests are on unless KUBELLM_REAL_NODE=0.
+export KUBELLM_REAL_NODE=${KUBELLM_REAL_NODE:-1}
 # shellcheck source=scripts/setup.sh
 source scripts/setup.sh
 
@@ -25,6 +28,12 @@ check "ruff check" .venv/bin/ruff check .
 check "mypy" .venv/bin/mypy
 check "lint-imports" .venv/bin/lint-imports
 check "pytest tests/ (unit + golden + e2e)" .venv/bin/pytest tests/ "$@"
+# Real pods on the sandbox's real worker node (root; builds kubelet, containerd, CoreDNS,
+# local-path-provisioner and the pause/Debian images once): its own sandbox, so the kwok-only
+# inventory the tests above expect is untouched.
+if [[ $# -eq 0 && $KUBELLM_REAL_NODE != 0 ]]; then
+  check "pytest -m real (real worker node)" .venv/bin/pytest tests/e2e -m real
+fi
 
 echo
 if ((${#failed[@]})); then

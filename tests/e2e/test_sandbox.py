@@ -126,7 +126,10 @@ def condition(obj: dict[str, Any], kind: str) -> dict[str, Any] | None:
 
 @pytest.mark.skipif(use_existing_cluster(), reason="checks the sandbox's own node pools")
 def test_gpu_nodes_carry_feature_discovery_labels_and_capacity(cluster: Cluster) -> None:
-    nodes = json.loads(cluster.kubectl("get", "nodes", "-o", "json").stdout)["items"]
+    # The kwok pools only: a real worker node (--real-node) is checked in test_real_node.py.
+    selector = "kubellm.io/real-node!=true"
+    nodes = json.loads(cluster.kubectl("get", "nodes", "-l", selector, "-o", "json").stdout)
+    nodes = nodes["items"]
     by_product: dict[str, list[dict[str, Any]]] = {}
     for node in nodes:
         product = node["metadata"]["labels"].get("nvidia.com/gpu.product", "none")
