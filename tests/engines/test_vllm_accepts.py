@@ -47,13 +47,8 @@ GGUF = (
     "(GGUF moved to the out-of-tree vllm-gguf-plugin)"
 )
 BITSANDBYTES = "vLLM 0.32: 'Unknown quantization method: bitsandbytes' (moved out of tree)"
-GPTQ_DESC_ACT = (
-    "vLLM 0.32 refuses GPTQ checkpoints with desc_act=True and a group size ('GPTQ group "
-    "activation ordering (desc_act=True) is no longer supported', create_engine_config); the "
-    "renderer is to refuse them"
-)
 #: Renderings the pinned vLLM rejects, until kubellm refuses them: name -> why.
-KNOWN_REJECTED = {"q-gptq": GPTQ_DESC_ACT}
+KNOWN_REJECTED: dict[str, str] = {}
 #: Renderings kubellm refuses on purpose: name -> a phrase its refusal must contain.
 EXPECTED_REFUSALS = {
     "example-llama-70b-on-l4": "DoesNotFit",
@@ -61,6 +56,7 @@ EXPECTED_REFUSALS = {
     "vllm-gguf": "vllm-gguf-plugin",
     "q-gguf": "vllm-gguf-plugin",
     "q-bitsandbytes": "bitsandbytes",
+    "q-gptq-desc-act": "desc_act",
 }
 #: What kubellm refuses because vLLM cannot serve it, as the renderer produced it before: vLLM
 #: must still reject it (when a new pin accepts one, lift the refusal). name -> vLLM's error.
@@ -142,7 +138,8 @@ def test_the_engine_is_the_pinned_vllm(engine_run: EngineRun) -> None:
 
 
 def test_every_quantization_has_a_case() -> None:
-    assert set(QUANT_MATRIX) == set(get_args(Quantization)) - {"auto"}
+    planned = {str(extra.get("quantization", q)) for q, (_, extra) in QUANT_MATRIX.items()}
+    assert planned == set(get_args(Quantization)) - {"auto"}
 
 
 def test_the_check_fails_on_an_unknown_flag(engine_run: EngineRun) -> None:

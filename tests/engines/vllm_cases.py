@@ -112,7 +112,9 @@ QUANT_MATRIX: dict[str, tuple[str, dict[str, Any]]] = {
     "fp8": ("meta-llama/Llama-3.1-8B-Instruct",
             {"gpu": {"type": "h100"}, "context": {"kvCacheDtype": "fp8"}}),
     "awq": ("hugging-quants/Meta-Llama-3.1-70B-Instruct-AWQ-INT4", {"gpu": {"type": "h100"}}),
-    "gptq": ("hugging-quants/Meta-Llama-3.1-8B-Instruct-GPTQ-INT4", {"gpu": {"type": "l4"}}),
+    "gptq": ("Qwen/Qwen2.5-7B-Instruct-GPTQ-Int4", {"gpu": {"type": "l4"}}),  # desc_act false
+    "gptq-desc-act": ("hugging-quants/Meta-Llama-3.1-8B-Instruct-GPTQ-INT4",
+                      {"gpu": {"type": "l4"}, "quantization": "gptq"}),  # refused for vLLM
     "gguf": ("bartowski/Meta-Llama-3.1-8B-Instruct-GGUF",
              {"gpu": {"type": "l4"}, "model": {"file": "Meta-Llama-3.1-8B-Instruct-Q4_K_M.gguf"}}),
     "bitsandbytes": ("meta-llama/Llama-3.1-8B-Instruct", {"gpu": {"type": "l4"}}),
@@ -283,9 +285,23 @@ def example_renderings(root: Path) -> tuple[Path, list[Rendered]]:
     return hub, list(planned(docs, configs, "example-"))
 
 
+def _with_bases(repos: set[str]) -> set[str]:
+    """``repos`` and their catalogue base_model chains (the licence gate reads every link)."""
+    out, todo = set(), list(repos)
+    while todo:
+        repo = todo.pop()
+        if repo in out or repo not in CATALOGUE:
+            continue
+        out.add(repo)
+        base = CATALOGUE[repo].card.get("base_model")
+        todo += [base] if isinstance(base, str) else list(base or [])
+    return out
+
+
 def quantization_renderings(root: Path) -> tuple[Path, list[Rendered]]:
     """One LLMDeployment per quantization in QUANT_MATRIX, planned on the fixture cache."""
-    repos = sorted({repo for repo, _ in QUANT_MATRIX.values()} - {"openai/gpt-oss-20b"})
+    repos = sorted(_with_bases({repo for repo, _ in QUANT_MATRIX.values()}
+                               - {"openai/gpt-oss-20b"}))
     hub = build_offline_cache(root, repos)
     write_repo(hub, gpt_oss_repo())
     manifests = []
@@ -293,7 +309,7 @@ def quantization_renderings(root: Path) -> tuple[Path, list[Rendered]]:
         spec: dict[str, Any] = {"model": {"repo": repo}, "runtime": "vllm", "quantization": quant,
                                 "context": {"maxModelLen": 8192}}  # fmt: skip
         for key, value in extra.items():
-            spec[key] = {**spec.get(key, {}), **value}
+            spec[key] = {**spec.get(key, {}), **value} if isinstance(value, dict) else value
         manifests.append({"apiVersion": "kubellm.io/v1alpha1", "kind": "LLMDeployment",
                           "metadata": {"name": f"q-{quant}", "namespace": "ai"}, "spec": spec})
     path = root / "quantizations.yaml"

@@ -522,6 +522,20 @@ def _build() -> dict[str, FakeRepo]:
                  qwen7_files, QWEN25_7B,
                  extra_tags=("base_model:finetune:Qwen/Qwen2.5-7B", "conversational"),
                  parameters_hint=7_615_616_512, note="apache-2.0, 14.19 GiB"))
+    # Qwen's own GPTQ quantization: static activation ordering (desc_act false), which vLLM 0.32
+    # still loads (config.json of Qwen/Qwen2.5-7B-Instruct-GPTQ-Int4).
+    qwen_gptq_cfg = _with_quant(QWEN25_7B, {**GPTQ_CONFIG, "desc_act": False,
+                                            "model_file_base_name": "model"}, "float16")
+    add(FakeRepo("Qwen/Qwen2.5-7B-Instruct-GPTQ-Int4",
+                 {"license": "apache-2.0",
+                  "license_link": "https://huggingface.co/Qwen/Qwen2.5-7B-Instruct-GPTQ-Int4/blob/main/LICENSE",
+                  "language": ["en"], "pipeline_tag": "text-generation",
+                  "base_model": "Qwen/Qwen2.5-7B-Instruct", "tags": ["chat"],
+                  "library_name": "transformers"},
+                 _small_files(*safetensors_files(decoder_tensors(qwen_gptq_cfg, qkv_bias=True))),
+                 qwen_gptq_cfg, extra_tags=("base_model:quantized:Qwen/Qwen2.5-7B-Instruct",
+                                            "4-bit", "gptq"),
+                 parameters_hint=7_615_616_512, note="GPTQ int4 g128, desc_act false"))
     add(FakeRepo("Qwen/Qwen2.5-72B-Instruct",
                  {"license": "other", "license_name": "qwen",
                   "license_link": "https://huggingface.co/Qwen/Qwen2.5-72B-Instruct/blob/main/LICENSE",

@@ -353,3 +353,36 @@ def test_bad_overrides_are_refused_by_validation(extra: dict[str, Any], words: s
 
     with pytest.raises(ValidationError, match=words):
         Case("x", "vllm", llama_8b(), BF16, L4, extra).llmd_spec()
+
+
+@pytest.mark.parametrize(
+    ("raw", "refused"),
+    [
+        ({"quant_method": "gptq", "bits": 4, "group_size": 128, "desc_act": True}, True),
+        ({"quant_method": "gptq", "bits": 4, "group_size": -1, "desc_act": True}, False),
+        ({"quant_method": "gptq", "bits": 4, "group_size": 128, "desc_act": False}, False),
+        ({"quant_method": "gptq", "bits": 4, "group_size": 128, "desc_act": False,
+          "dynamic": {r"+:.*\.mlp\..*": {"desc_act": True}}}, True),
+        ({"quant_method": "gptq", "bits": 4, "group_size": 128, "desc_act": False,
+          "dynamic": {r"-:.*\.mlp\..*": {"desc_act": True}}}, False),
+    ],
+)
+def test_vllm_refuses_gptq_with_group_activation_ordering(raw: dict[str, Any],
+                                                          refused: bool) -> None:
+    """vLLM 0.32 raises for desc_act with grouped quantization (tests/engines found it on the
+    real hugging-quants GPTQ-INT4 checkpoint); TGI still serves it."""
+    from test_render_cases import qwen_7b_gptq
+
+    from kubellm.facts import Architecture, QuantizationConfig
+
+    base = qwen_7b_gptq()
+    qc = QuantizationConfig("gptq", 4, raw["group_size"], raw=raw)
+    facts = replace(base, architecture=replace(base.architecture or Architecture(),
+                                               quantization=qc))
+    case = Case("v", "vllm", facts, GPTQ, L4, {})
+    if refused:
+        with pytest.raises(UnsupportedError, match="desc_act"):
+            container(case)
+        container(Case("t", "tgi", facts, GPTQ, L4, {}))
+    else:
+        container(case)

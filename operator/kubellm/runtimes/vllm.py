@@ -6,6 +6,10 @@
   FP8, compressed-tensors, MXFP4) are detected by vLLM, which then picks its fastest kernel
   (e.g. Marlin on Ampere+); forcing ``awq`` would disable that. GGUF and bitsandbytes are not in
   the pinned vLLM (out-of-tree plugins since 0.29): refused from runtimes.yaml ``unsupported``.
+- GPTQ checkpoints with group activation ordering (``desc_act: true`` and a group size other than
+  -1) are refused: vLLM 0.32 raises "GPTQ group activation ordering (desc_act=True) is no longer
+  supported" (model_executor/layers/quantization/utils/gptq_utils.py,
+  normalize_and_validate_gptq_desc_act, also for per-module ``dynamic`` overrides).
 - ``--kv-cache-dtype fp8`` only when the sizing counted on it; ``--pipeline-parallel-size`` only
   when > 1.
 - One replica across several nodes (``nodes_per_replica`` > 1): a LeaderWorkerSet whose leader
@@ -18,6 +22,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from kubellm.errors import UnsupportedError
 from kubellm.runtimes import lws
 from kubellm.runtimes.base import RenderContext, Runtime, flag_args
 
@@ -31,6 +36,19 @@ class VllmRuntime(Runtime):
         if ctx.nodes > 1:
             return lws.render(self, ctx)
         return super().render(ctx)
+
+    def check(self, ctx: RenderContext) -> None:
+        super().check(ctx)
+        qc = ctx.facts.architecture.quantization if ctx.facts.architecture else None
+        if qc is None or qc.method != "gptq" or not _gptq_act_order(qc.raw):
+            return
+        raise UnsupportedError(
+            f"spec.model.repo: {ctx.facts.repo} is a GPTQ checkpoint with group activation "
+            "ordering (desc_act: true with group_size "
+            f"{qc.raw.get('group_size')}), which vLLM 0.32 no longer loads. Fix: choose a GPTQ "
+            "checkpoint with desc_act: false (static activation ordering) or an AWQ one, or set "
+            "spec.runtime to tgi."
+        )
 
     def args(self, ctx: RenderContext) -> list[str]:
         info = self.info
@@ -53,3 +71,21 @@ class VllmRuntime(Runtime):
             "--tokenizer-revision": ctx.revision,
         }
         return [ctx.facts.repo, *flag_args(flags, ctx.spec.args)]
+
+
+def _gptq_act_order(raw: dict[str, Any]) -> bool:
+    """vLLM's rule: desc_act with a group size other than -1, globally or in a ``dynamic``
+    per-module override (patterns starting with ``-:`` exclude modules and do not count)."""
+    group = raw.get("group_size")
+    if raw.get("desc_act") is True and group != -1:
+        return True
+    dynamic = raw.get("dynamic")
+    if not isinstance(dynamic, dict):
+        return False
+    for pattern, over in dynamic.items():
+        if str(pattern).startswith("-:") or not isinstance(over, dict):
+            continue
+        acts = over.get("desc_act", raw.get("desc_act")) is True
+        if acts and over.get("group_size", group) != -1:
+            return True
+    return False
