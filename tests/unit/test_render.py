@@ -141,7 +141,7 @@ def _flag(args: list[str], flag: str) -> str | None:
     [
         # quantization flag only to quantize on the fly
         (Case("v", "vllm", llama_8b(), FP8_ON_THE_FLY, H100, {}, kv="fp8"),
-         {"--quantization": "fp8", "--kv-cache-dtype": "fp8"}),
+         {"--quantization": "fp8_per_tensor", "--kv-cache-dtype": "fp8"}),
         (Case("v", "vllm", llama_8b(), BF16, L4, {}),
          {"--quantization": None, "--kv-cache-dtype": None}),
         (Case("t", "tgi", llama_8b(), BNB, L4, {}), {"--quantize": "bitsandbytes-nf4"}),
