@@ -15,6 +15,8 @@
 # `make demo-down` stops a sandbox left up.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# The demo needs neither the engine environments (multi-GB, for the tests) nor the real node.
+export KUBELLM_ENGINES=${KUBELLM_ENGINES:-0}
 # shellcheck source=scripts/setup.sh
 source scripts/setup.sh
 
