@@ -5,7 +5,9 @@
 - the bypasses the guard refuses are real in that parser (a refused flag that vLLM ignored would
   prove nothing): the last --tokenizer/--revision wins, abbreviations and underscores are taken,
   dotted keys reach the JSON flag, a second model crash-loops the pod;
-- every VLLM_ variable overrides.yaml lets through exists in vLLM's envs.py.
+- every VLLM_ variable overrides.yaml lets through exists in vLLM's envs.py;
+- runtimes.yaml's vLLM capability table (what the sizer and the planner both use) equals vLLM's
+  own QuantizationConfig.get_min_capability(), raised to the engine's floor.
 
 One engine process answers everything (importing vLLM takes tens of seconds).
 """
@@ -74,3 +76,18 @@ def test_refused_flags_really_change_what_vllm_loads(report: dict[str, Any], ind
 def test_allowed_vllm_env_names_exist(report: dict[str, Any]) -> None:
     allowed = load_mapping("overrides.yaml")["runtimes"]["vllm"]["env"]["allowed"]
     assert set(allowed) <= set(report["envs"]), sorted(set(allowed) - set(report["envs"]))
+
+
+#: kubellm's quantization -> the vLLM methods it may run as (on-the-fly fp8 is fp8_per_tensor).
+VLLM_METHODS = {"fp8": ("fp8", "fp8_per_tensor"), "awq": ("awq",), "gptq": ("gptq",),
+                "compressed-tensors": ("compressed-tensors",), "mxfp4": ("mxfp4",)}
+
+
+def test_capability_table_is_vllms(report: dict[str, Any]) -> None:
+    from kubellm.runtimes.catalog import runtime_info
+
+    info = runtime_info("vllm")
+    for method, names in VLLM_METHODS.items():
+        vllm_min = max(report["min_capability"][n] for n in names)
+        want = max(info.min_cc, divmod(vllm_min, 10))
+        assert info.quantizations[method].min_cc == want, (method, vllm_min)

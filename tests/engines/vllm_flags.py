@@ -74,6 +74,10 @@ def render(version: str, flags: dict[str, dict[str, Any]]) -> str:
     return "\n".join(lines) + "\n"
 
 
+#: vLLM quantization methods whose minimum compute capability runtimes.yaml records.
+QUANT_NAMES = ("fp8", "fp8_per_tensor", "awq", "gptq", "compressed-tensors", "mxfp4")
+
+
 def parsed(args: list[str]) -> dict[str, Any]:
     """What ``vllm serve MODEL *args`` resolves to for the fields a bypass would change, or the
     parser's error (the pod would crash-loop)."""
@@ -104,7 +108,11 @@ def main(argv: list[str]) -> int:
         import vllm.envs as envs
 
         version = str(vllm.__version__).split("+", 1)[0]
+        from vllm.model_executor.layers.quantization import get_quantization_config
+
         report = {"flags_yaml": render(version, options()),
+                  "min_capability": {m: get_quantization_config(m).get_min_capability()
+                                     for m in QUANT_NAMES},
                   "envs": sorted(envs.environment_variables),
                   "parsed": [parsed(a) for a in json.loads(args.report)]}
         print(json.dumps(report, default=str))

@@ -202,3 +202,46 @@ def test_unreadable_gated_files_refuse_after_the_licence(
     plan = plan_deployment(llmd(), gated, [policy()], L4_ONLY)
     assert plan.refusal_reason == reason
     assert plan.objects == () and plan.sizing is None
+
+
+def test_sizer_and_runtime_check_share_one_capability_table() -> None:
+    """For every runtime, quantization it serves and catalogue GPU, the sizer's GPU filter and
+    the planner's runtime check give the same answer (they disagreed: vLLM fp8 was 7.5 in the
+    sizer's gpus.yaml kernels table and 8.0 in runtimes.yaml, so a model was sized onto a GPU the
+    runtime check then refused)."""
+    from kubellm.errors import UnsupportedError
+    from kubellm.runtimes import RUNTIMES
+    from kubellm.sizing import gpu_supports, load_gpu_catalog
+    from kubellm.sizing.types import Quant
+
+    for name, runtime in RUNTIMES.items():
+        for method, row in runtime.info.quantizations.items():
+            for bits in (4.16, 8.0, 16.0):
+                quant = Quant(method, bits, from_checkpoint=row.needs_checkpoint)
+                for gpu in load_gpu_catalog():
+                    sized, why = gpu_supports(gpu, quant, runtime=name)
+                    try:
+                        runtime.supports(quant, gpu)
+                        checked = True
+                    except UnsupportedError:
+                        checked = False
+                    assert sized == checked, (name, method, bits, gpu.product, why)
+
+
+@pytest.mark.parametrize(("runtime", "gpu"), [("tgi", "NVIDIA-H100-80GB-HBM3"),
+                                              ("vllm", "Tesla-T4")])
+def test_fp8_on_a_mixed_inventory_is_sized_where_the_runtime_serves_it(runtime: str,
+                                                                       gpu: str) -> None:
+    """TGI fp8 needs Hopper: with T4, L4 and H100 nodes it is sized onto the H100, never onto a
+    GPU its check refuses; vLLM serves fp8 on Turing (FP8 Marlin, vLLM 0.32's own minimum 7.5)
+    and takes the cheapest."""
+    mixed = inventory_from_file([
+        {"gpuProduct": "Tesla-T4", "gpusPerNode": 1, "nodes": 1},
+        {"gpuProduct": "NVIDIA-L4", "gpusPerNode": 1, "nodes": 1},
+        {"gpuProduct": "NVIDIA-H100-80GB-HBM3", "gpusPerNode": 1, "nodes": 1},
+    ], "mixed")
+    plan = plan_deployment(llmd(runtime=runtime, quantization="fp8",
+                                context={"maxModelLen": 4096}),
+                           facts(weight_bytes=15_000_000_000), [], mixed)
+    assert plan.deployable, plan.refusal
+    assert plan.sizing is not None and plan.sizing.gpu_type == gpu

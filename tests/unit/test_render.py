@@ -51,26 +51,26 @@ def container(case: Case) -> dict[str, Any]:
 SUPPORT = [
     # runtime, quant, gpu, error fragment or None
     ("vllm", BF16, L4, None),
-    ("vllm", BF16, V100, None),
+    ("vllm", BF16, V100, "vllm does not run on Tesla-V100"),  # V1 engine: 7.5+
     ("vllm", FP8_ON_THE_FLY, A100_80, None),  # W8A16 Marlin on Ampere
-    ("vllm", FP8_ON_THE_FLY, T4, "compute capability 8.0 or newer"),
+    ("vllm", FP8_ON_THE_FLY, T4, None),  # weight-only FP8 Marlin on Turing (vLLM: 75)
     ("vllm", AWQ, T4, None),
-    ("vllm", AWQ, V100, "Tesla-V100-SXM2-32GB has 7.0"),
-    ("vllm", GPTQ, V100, None),
+    ("vllm", AWQ, V100, "compute capability 7.0; needs 7.5 or newer"),
+    ("vllm", GPTQ, V100, "vllm does not run on Tesla-V100"),
     ("vllm", GGUF_Q4, V100, "out-of-tree vllm-gguf-plugin"),  # not in vLLM 0.32's image
     ("vllm", MXFP4, A100_80, None),
-    ("vllm", MXFP4, T4, "compute capability 8.0 or newer"),
+    ("vllm", MXFP4, T4, "needs 8.0 or newer"),
     ("vllm", AWQ_ON_THE_FLY, L4, "cannot quantize to awq on the fly"),
     ("vllm", BNB, V100, "set spec.runtime to tgi or auto"),  # vllm-bnb-plugin, out of tree
     ("tgi", BF16, T4, None),
-    ("tgi", BF16, V100, "compute capability 7.5 or newer"),
+    ("tgi", BF16, V100, "needs 7.5 or newer"),
     ("tgi", FP8_ON_THE_FLY, H100, None),
-    ("tgi", FP8_ON_THE_FLY, L40S, "NVIDIA-L40S has 8.9"),
+    ("tgi", FP8_ON_THE_FLY, L40S, "NVIDIA-L40S (compute capability 8.9; needs 9.0"),
     ("tgi", GGUF_Q4, L4, "llama.cpp backend image"),
     ("tgi", MXFP4, H100, "cannot serve quantization mxfp4"),
     ("tgi", AWQ, None, None),
     ("tgi", AWQ, L4, None),
-    ("tgi", AWQ, T4, "compute capability 8.0 or newer"),  # Marlin / kernels built for sm_80+
+    ("tgi", AWQ, T4, "needs 8.0 or newer"),  # Marlin / kernels built for sm_80+
     ("tgi", GGUF_Q4, None, "choose another spec.quantization"),  # no runtime serves GGUF
 ]
 
@@ -116,7 +116,7 @@ def test_choose_runtime(runtime: str, quant: Quant, gpu: GpuType | None, expecte
 
 @pytest.mark.parametrize(
     ("runtime", "quant", "gpu"),
-    [("auto", FP8_ON_THE_FLY, T4), ("tgi", FP8_ON_THE_FLY, L4), ("auto", AWQ_ON_THE_FLY, L4),
+    [("auto", MXFP4, T4), ("tgi", FP8_ON_THE_FLY, L4), ("auto", AWQ_ON_THE_FLY, L4),
      ("auto", GGUF_Q4, L4)],
 )
 def test_choose_runtime_refuses(runtime: str, quant: Quant, gpu: GpuType) -> None:

@@ -53,7 +53,14 @@ from kubellm.naming import (
     selector_labels,
     serving_name,
 )
-from kubellm.runtimes.catalog import QuantSupport, RuntimeInfo, runtime_info, runtime_infos
+from kubellm.runtimes.catalog import (
+    QuantSupport,
+    RuntimeInfo,
+    capability_row,
+    runtime_info,
+    runtime_infos,
+    serves_on,
+)
 from kubellm.runtimes.catalog import startup_budget as _budget
 
 if TYPE_CHECKING:
@@ -220,18 +227,20 @@ class Runtime(ABC):
                 f"set spec.quantization to "
                 f"{' or '.join(on_the_fly)}."
             )
-        if gpu is not None and _cc2(gpu.compute_capability) < qs.min_cc:
+        if gpu is None:
+            return
+        cc = _cc2(gpu.compute_capability)
+        ok, why = serves_on(self.info, method, quant.bits_per_weight, cc, gpu.product)
+        if not ok:
             fitting = [
-                m
-                for m, q in self.info.quantizations.items()
-                if _cc2(gpu.compute_capability) >= q.min_cc
-            ]
-            note = f" ({qs.note})" if qs.note else ""
+                m for m in self.info.quantizations
+                if serves_on(self.info, m, quant.bits_per_weight, cc, gpu.product)[0]
+            ]  # fmt: skip
+            row = self.info.quantizations[capability_row(self.info, method, quant.bits_per_weight)]
+            note = f" ({row.note})" if row.note and row.native_cc is None else ""
             raise UnsupportedError(
-                f"spec.gpu.type: runtime {self.name} serves {method} on GPUs with compute "
-                f"capability {_cc(qs.min_cc)} or newer{note}; {gpu.product} has "
-                f"{_cc(_cc2(gpu.compute_capability))}. Fix: choose a newer GPU in spec.gpu.type, "
-                f"or a spec.quantization this GPU supports with {self.name}: "
+                f"spec.gpu.type: {why}{note}. Fix: choose a newer GPU in spec.gpu.type, or a "
+                f"spec.quantization this GPU supports with {self.name}: "
                 f"{', '.join(fitting) or 'none'}."
             )
 

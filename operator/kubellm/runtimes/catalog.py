@@ -29,10 +29,11 @@ from kubellm.datafiles import load_mapping
 class QuantSupport:
     """What one runtime needs to serve one quantization."""
 
-    min_cc: tuple[int, int]
+    min_cc: tuple[int, int]  # the oldest GPU that serves it at all
     needs_checkpoint: bool = False  # cannot quantize on the fly: needs a pre-quantized checkpoint
-    needs_cache: bool = False  # served from a local file of the cache (GGUF in vLLM)
-    note: str = ""
+    needs_cache: bool = False  # served from a local file of the cache
+    note: str = ""  # what runs between min_cc and native_cc
+    native_cc: tuple[int, int] | None = None  # from here on the fast kernels run
 
 
 @dataclass(frozen=True)
@@ -119,6 +120,8 @@ class RuntimeInfo:
     launcher_flags_file: str | None = None
     unsupported: dict[str, str] = field(default_factory=dict)
     no_pipeline_parallel: bool = False
+    min_cc: tuple[int, int] = (0, 0)  # the engine's own floor, whatever the quantization
+    min_cc_source: str = ""
 
 
 @dataclass(frozen=True)
@@ -137,14 +140,19 @@ def _strings(raw: dict[str, Any]) -> dict[str, str]:
     return {str(k): str(v) for k, v in raw.items()}
 
 
+def _cc(value: Any) -> tuple[int, int]:
+    return (int(value[0]), int(value[1]))
+
+
 def _runtime(name: str, raw: dict[str, Any]) -> RuntimeInfo:
     probes = raw["probes"]
     quants = {
         q: QuantSupport(
-            min_cc=(int(v["min_cc"][0]), int(v["min_cc"][1])),
+            min_cc=_cc(v["min_cc"]),
             needs_checkpoint=bool(v.get("needs_checkpoint", False)),
             needs_cache=bool(v.get("needs_cache", False)),
-            note=str(v.get("note", "")),
+            note=" ".join(str(v.get("note", "")).split()),
+            native_cc=_cc(v["native_cc"]) if "native_cc" in v else None,
         )
         for q, v in raw["quantizations"].items()
     }
@@ -180,6 +188,8 @@ def _runtime(name: str, raw: dict[str, Any]) -> RuntimeInfo:
         kv_cache_dtype_flag=_strings(raw.get("kv_cache_dtype_flag", {})),
         quantizations=quants,
         unsupported={k: " ".join(v.split()) for k, v in unsupported.items()},
+        min_cc=_cc(raw.get("min_cc", (0, 0))),
+        min_cc_source=" ".join(str(raw.get("min_cc_source", "")).split()),
         no_pipeline_parallel=bool(raw.get("no_pipeline_parallel", False)),
     )
 
@@ -317,3 +327,34 @@ def startup_budget() -> StartupBudget:
 def downloader_image(version: str = __version__) -> str:
     """The kubellm image whose ``kubellm download`` fills the cache (tag = kubellm's version)."""
     return str(_raw()["downloader"]["image"]).format(version=version)
+
+
+def _fmt(cc: tuple[int, int]) -> str:
+    return f"{cc[0]}.{cc[1]}"
+
+
+def capability_row(info: RuntimeInfo, method: str, bits_per_weight: float) -> str:
+    """The row of ``info.quantizations`` that decides ``method``: 8-bit compressed-tensors
+    checkpoints (FP8/INT8 W8A8) follow the fp8 row."""
+    if method == "compressed-tensors" and bits_per_weight >= 7.5 and "fp8" in info.quantizations:
+        return "fp8"
+    return method
+
+
+def serves_on(info: RuntimeInfo, method: str, bits_per_weight: float, cc: tuple[int, int],
+              product: str) -> tuple[bool, str]:
+    """Whether runtime ``info`` serves ``method`` on a GPU of compute capability ``cc``, and why:
+    the one rule both the sizer and the planner apply (runtimes.yaml ``min_cc``/``native_cc``).
+    A method the runtime does not serve at all is True here; ``Runtime.supports`` refuses it."""
+    if cc < info.min_cc:
+        return False, (f"{info.name} does not run on {product} (compute capability {_fmt(cc)}; "
+                       f"needs {_fmt(info.min_cc)} or newer)")
+    row = info.quantizations.get(capability_row(info, method, bits_per_weight))
+    if row is None:
+        return True, f"{method}: not served by {info.name} (refused by the runtime check)"
+    if cc < row.min_cc:
+        return False, (f"{info.name} cannot run {method} on {product} (compute capability "
+                       f"{_fmt(cc)}; needs {_fmt(row.min_cc)} or newer)")
+    if row.native_cc is None or cc >= row.native_cc:
+        return True, f"{method} runs natively on compute capability {_fmt(cc)}"
+    return True, f"{method} on compute capability {_fmt(cc)}: {row.note}"

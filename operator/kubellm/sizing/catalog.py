@@ -1,4 +1,4 @@
-"""The GPU catalogue (``data/gpus.yaml``): names, memory, compute capability, kernel support.
+"""The GPU catalogue (``data/gpus.yaml``): names, memory, compute capability.
 
 ``lookup_gpu`` maps what users and clusters call a GPU (a GPU Feature Discovery product label, one
 of its other spellings, a short alias such as ``l4``/``h100``/``a100-80gb``, or a cloud label value)
@@ -10,14 +10,14 @@ then gives the compute capability; a MIG slice's memory comes from ``mig_slice_m
 ``read_gpu_catalog_file`` validates them (errors name the file, the entry and the field),
 ``use_gpu_overrides`` installs them for the process, ``merge_gpu_catalogs`` is the pure merge.
 
-``gpu_supports`` answers whether a GPU generation runs a quantization's kernels, from the
-``kernels`` table of the same file (a fast path and an optional slower fallback per method).
+``gpu_supports`` answers whether a GPU generation runs a quantization on a runtime: the runtime's
+own capability table (``data/runtimes.yaml``, ``kubellm.runtimes.catalog.serves_on``), the same
+rule the planner's runtime check applies, so the sizer never picks a GPU the runtime refuses.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
@@ -28,17 +28,6 @@ from kubellm.sizing.types import GpuType, Quant
 
 _MIG = re.compile(r"-MIG-(?P<g>\d+)g\.(?P<gb>\d+)gb$", re.IGNORECASE)
 _SHARED = re.compile(r"-SHARED$", re.IGNORECASE)
-
-
-@dataclass(frozen=True)
-class KernelRule:
-    """Minimum compute capability for one quantization method on one runtime (or, under the
-    key ``min_compute_capability``, for the runtime itself)."""
-
-    full: tuple[int, int]
-    fallback: tuple[int, int] | None = None
-    fallback_note: str = ""
-    source: str = ""
 
 
 def _cc(value: Any) -> tuple[int, int]:
@@ -229,52 +218,10 @@ def known_gpu_names() -> list[str]:
     return [f"{g.product} ({g.aliases[0]})" if g.aliases else g.product for g in load_gpu_catalog()]
 
 
-@cache
-def kernel_rule(runtime: str, method: str) -> KernelRule | None:
-    kernels: dict[str, Any] = _raw().get("kernels", {})
-    table = kernels.get(runtime, {})
-    entry = table.get(method) if isinstance(table, dict) else None
-    if entry is None:
-        entry = kernels.get("vllm", {}).get(method)
-    if entry is None:
-        return None
-    return KernelRule(
-        full=_cc(entry["full"]),
-        fallback=_cc(entry["fallback"]) if "fallback" in entry else None,
-        fallback_note=str(entry.get("fallback_note", "")),
-        source=str(entry.get("source", "")),
-    )
-
-
-def _fmt(cc: tuple[int, int]) -> str:
-    return f"{cc[0]}.{cc[1]}"
-
-
 def gpu_supports(gpu: GpuType, quant: Quant, *, runtime: str = "vllm") -> tuple[bool, str]:
-    """Whether ``gpu`` runs ``quant`` on ``runtime``, and a short explanation.
+    """Whether ``gpu`` runs ``quant`` on ``runtime``, and a short explanation (the runtime's
+    capability table in runtimes.yaml; see ``kubellm.runtimes.catalog.serves_on``)."""
+    from kubellm.runtimes.catalog import runtime_info, serves_on
 
-    Compressed-tensors checkpoints of 8 bits and more follow the FP8 rule (W8A8 on Ada/Hopper,
-    weight-only Marlin below); lower widths follow the compressed-tensors rule (Marlin, Ampere+).
-    """
-    method = quant.method
-    if method == "compressed-tensors" and quant.bits_per_weight >= 7.5:
-        method = "fp8"
-    cc = gpu.compute_capability
-    floor = kernel_rule(runtime, "min_compute_capability")
-    if floor is not None and cc < floor.full:
-        return False, (
-            f"{runtime} does not run on {gpu.product} (compute capability {_fmt(cc)}; "
-            f"needs {_fmt(floor.full)} or newer)"
-        )
-    rule = kernel_rule(runtime, method)
-    if rule is None:
-        return True, f"{method}: no kernel requirement recorded"
-    if cc >= rule.full:
-        return True, f"{method} runs natively on compute capability {_fmt(cc)}"
-    if rule.fallback is not None and cc >= rule.fallback:
-        return True, f"{method} on compute capability {_fmt(cc)}: {rule.fallback_note}"
-    need = rule.fallback or rule.full
-    return False, (
-        f"{runtime} cannot run {method} on {gpu.product} (compute capability {_fmt(cc)}; "
-        f"needs {_fmt(need)} or newer)"
-    )
+    return serves_on(runtime_info(runtime), quant.method, quant.bits_per_weight,
+                     gpu.compute_capability, gpu.product)
