@@ -90,8 +90,30 @@ def validate(model: type[BaseModel], doc: dict[str, Any], where: str) -> Any:
 # ---------------------------------------------------------------- YAML, as kubectl reads it
 
 
+MAX_DEPTH = 100  # nesting levels of one document: a Kubernetes object needs a dozen
+
+
+class _TooDeep(yaml.YAMLError):
+    def __init__(self, mark: yaml.Mark) -> None:
+        super().__init__(f"nested more than {MAX_DEPTH} levels deep")
+        self.problem = str(self)
+        self.problem_mark = mark
+
+
 class _Loader(yaml.SafeLoader):
-    """SafeLoader that refuses duplicate keys and marks every construction error."""
+    """SafeLoader that refuses duplicate keys and deep nesting, and marks every construction
+    error (so a document never costs Python's recursion limit)."""
+
+    _depth = 0
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
+        self._depth += 1
+        try:
+            if self._depth > MAX_DEPTH:
+                raise _TooDeep(self.peek_event().start_mark)  # type: ignore[no-untyped-call]
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
 
     def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
         try:

@@ -116,7 +116,8 @@ HEAD = "apiVersion: kubellm.io/v1alpha1\nkind: LLMDeployment\n"
          "spec: {exceptions: [{model: a, reason: b, expires: 2027-02-30}]}\n",
          "spec.exceptions[0].expires", "not a calendar date"),
         # RecursionError in the YAML composer
-        ("a: " + "[" * 3000 + "]" * 3000 + "\n", "document 1 line 1 column", "nested too deeply"),
+        ("a: " + "[" * 600 + "]" * 600 + "\n", "document 1 line 1 column 103",
+         "nested more than 100 levels deep"),
         # TypeError in the renderer's spec hash (json.dumps sort_keys over int and str keys)
         (HEAD + "metadata: {name: a}\nspec: {model: {repo: a/b}, env: [{name: A, value: "
          "{0: x, b: y}}]}\n", "spec.env", "env[0].value must be a string"),
