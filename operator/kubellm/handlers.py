@@ -138,7 +138,8 @@ class Runtime:
         self.cluster = CachingCluster(self.api, set(WATCHED_KINDS.values()))
         self.reconciler = Reconciler(
             self.cluster, FactsResolver().resolve,
-            Settings(image=options.image, hub_endpoint=options.hub_endpoint))
+            Settings(image=options.image, hub_endpoint=options.hub_endpoint),
+            on_planned=self.note_planned_cache)
         try:  # GPUs promised before a restart stay promised (see Reconciler.seed)
             seeded = self.reconciler.seed(self.cluster.list(API_VERSION, KIND, options.namespace))
             log.info("GPU ledger seeded with %d deployment(s) from their status", seeded)
@@ -147,6 +148,10 @@ class Runtime:
         self.collector = CacheCollector(self.cluster, options.cache_grace_seconds,
                                         time.monotonic)
         self.known: dict[Key, str | None] = {}  # LLMDeployment -> its status.cache.key
+        # LLMDeployment -> the cache key its latest plan chose, written by reconciles (worker
+        # threads) before they read the cache Job, read by cache events (the loop): under a lock
+        self.planned: dict[Key, str | None] = {}
+        self._planned_lock = threading.Lock()
         self.cache_namespaces: set[str] = set()  # namespaces where cache objects were seen
         self._locks: dict[Key, threading.Lock] = {}
         self._locks_guard = threading.Lock()
@@ -286,8 +291,26 @@ class Runtime:
         if removed:
             log.info("%s: removed unused caches %s", namespace, removed)
 
+    def note_planned_cache(self, namespace: str, name: str, cache_key: str | None) -> None:
+        """Called by a reconcile right after planning, before it reads the cache Job."""
+        with self._planned_lock:
+            if cache_key is None:
+                self.planned.pop((namespace, name), None)
+            else:
+                self.planned[(namespace, name)] = cache_key
+
     def users_of_cache(self, namespace: str, key: str | None) -> list[Key]:
-        return [k for k, v in self.known.items() if k[0] == namespace and v == key and key]
+        """Deployments to wake when cache ``key`` changes: those whose status names it, and
+        those whose latest plan chose it (a reconcile in flight whose status does not say so
+        yet). A reconcile notes its plan before it reads the Job, and an event updates the store
+        before asking here, so either this finds the deployment or its reconcile sees the Job's
+        new state: no wake-up is lost."""
+        if not key:
+            return []
+        with self._planned_lock:
+            planned = {k for k, v in self.planned.items() if k[0] == namespace and v == key}
+        return sorted(planned | {k for k, v in self.known.items()
+                                 if k[0] == namespace and v == key})
 
     def start(self) -> None:
         self.loop = asyncio.get_running_loop()
@@ -404,6 +427,7 @@ async def llmd_event(type: str, body: kopf.Body, name: str, namespace: str | Non
     key = (namespace or "default", name)
     if type == "DELETED":
         rt.known.pop(key, None)
+        rt.note_planned_cache(*key, None)
         rt.failures.pop(key, None)
         rt.metrics.observe_status(key, None)
         rt.requeue(key, "deleted")  # releases its GPUs under its own lock, then wakes waiters

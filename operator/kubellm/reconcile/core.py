@@ -153,6 +153,7 @@ class Reconciler:
         planner: Callable[..., Any] | None = None,
         inventory_builder: Callable[[list[dict[str, Any]], list[dict[str, Any]]], Inventory]
         | None = None,
+        on_planned: Callable[[str, str, str | None], None] | None = None,
     ) -> None:
         self.cluster = cluster
         self.resolve_facts = resolve_facts
@@ -163,6 +164,10 @@ class Reconciler:
         self._snapshots = _TtlCache()
         self._planner = planner
         self._inventory_builder = inventory_builder
+        # told (namespace, name, cache key) right after planning and before the cache's Job is
+        # read, so a cache that completes while this reconcile runs still wakes it (see
+        # handlers.Runtime.users_of_cache): level-triggered however far status got
+        self._on_planned = on_planned
         self._cache_locks: dict[tuple[str, str | None], threading.Lock] = {}
         self._cache_locks_guard = threading.Lock()
         # GPUs promised by plans this operator decided, per (namespace, LLMDeployment name);
@@ -368,6 +373,8 @@ class Reconciler:
             plan = planner(llmd, facts, policies, inventory, cache_complete=None,
                            image=self.settings.image, hub_endpoint=self.settings.hub_endpoint)
             self._commit(key, plan, out)
+        if self._on_planned is not None:
+            self._on_planned(namespace, out.name, plan.cache_key)
         mark = out.mark("plan", mark)
 
         # 0. a workload kind served only with its CRD (LeaderWorkerSet): check before creating
