@@ -32,6 +32,8 @@ local DEGRADED = {
   -- kubellm.errors.PermanentError and its subclasses
   InvalidSpec = true,
   ModelNotFound = true,
+  -- the repo's config.json / safetensors index / header cannot be read at this revision
+  InvalidModelMetadata = true,
   GatedModel = true,
   LicenseDenied = true,
   DoesNotFit = true,

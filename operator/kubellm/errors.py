@@ -7,6 +7,7 @@ to fix it. The operator maps the two branches onto kopf in the handlers layer on
     ├── PermanentError            retrying will not help until the user changes something
     │   ├── SpecError             a field of an LLMDeployment, LicensePolicy or input is invalid
     │   ├── ModelNotFoundError    the Hub (or the offline cache) has no such repo / revision
+    │   ├── ModelMetadataError    the repo's config.json, safetensors index or header is unreadable
     │   ├── GatedModelError       the repo is gated and no usable token was given
     │   ├── LicenseDeniedError    the licence policy forbids the model
     │   ├── DoesNotFitError       no GPU configuration in the inventory can hold the model
@@ -63,6 +64,13 @@ class SpecError(PermanentError):
 
 class ModelNotFoundError(PermanentError):
     reason = Reason.MODEL_NOT_FOUND
+
+
+class ModelMetadataError(PermanentError):
+    """A metadata file of the repo at this revision cannot be read (not JSON, not an object, a
+    truncated safetensors header): no runtime could load the model from it."""
+
+    reason = Reason.INVALID_MODEL_METADATA
 
 
 class GatedModelError(PermanentError):

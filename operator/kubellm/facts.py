@@ -114,6 +114,9 @@ class ModelFacts:
     # Why the repo's files could not be read although its public metadata could (a gated repo
     # without a usable token). The licence can still be decided; sizing and serving cannot.
     access_error: str | None = None
+    # Why the model card's metadata (README.md front matter) could not be read, when it could not:
+    # its licence is then unknown, and the licence decision says why.
+    card_error: str | None = None
 
     @property
     def is_gguf(self) -> bool:

@@ -91,6 +91,9 @@ class Reason(StrEnum):
                     "a field is invalid in a way the CRD schema cannot check")
     MODEL_NOT_FOUND = ("ModelNotFound", Category.REFUSED,
                        "the Hub, mirror or offline cache has no such repo or revision")
+    INVALID_MODEL_METADATA = ("InvalidModelMetadata", Category.REFUSED,
+                              "the repo's config.json, safetensors index or header cannot be "
+                              "read at this revision (no runtime could load it)")
     GATED_MODEL = ("GatedModel", Category.REFUSED,
                    "the repo is gated and no usable token was given")
     LICENSE_DENIED = ("LicenseDenied", Category.REFUSED,

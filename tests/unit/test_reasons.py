@@ -44,12 +44,14 @@ def test_every_reason_is_camel_case_with_a_category_and_a_one_line_description(
 
 def test_the_catalogue_is_the_reasons_the_code_emits() -> None:
     """The 29 reasons tests/unit/test_docs.py found by scanning the source before the catalogue,
-    plus NotPermitted (spec.args/env/image guard)."""
+    plus NotPermitted (spec.args/env/image guard) and InvalidModelMetadata (unreadable
+    config.json / safetensors index / header, found by tests/unit/test_fuzz_hub.py)."""
     assert set(Reason) == {
         "Allowed", "AllowedWithWarnings", "CacheDisabled", "ClusterError", "Conflict",
         "DoesNotFit", "DownloadFailed", "Downloaded", "Downloading", "Fits", "Forbidden",
-        "GatedModel", "GpusBusy", "HubUnavailable", "InternalError", "InvalidObject",
-        "InvalidSpec", "KindNotServed", "LicenseDenied", "MinimumReplicasAvailable",
+        "GatedModel", "GpusBusy", "HubUnavailable", "InternalError",
+        "InvalidModelMetadata", "InvalidObject", "InvalidSpec", "KindNotServed", "LicenseDenied",
+        "MinimumReplicasAvailable",
         "ModelNotFound", "NoDeployment", "NoReplicasReady", "NotEvaluated", "NotPermitted",
         "NotPlanned", "Ready",
         "Retrying", "ScaledToZero", "Unsupported",

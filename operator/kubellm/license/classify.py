@@ -110,12 +110,14 @@ class EffectiveLicense:
 
 
 def _missing(repo: str, license_id: str, license_name: str | None, how: str, what: str,
-             link: str | None) -> str:
+             link: str | None, card_error: str | None = None) -> str:
     """What is missing for an unknown licence, said so that the user knows what to add."""
     read = f" (licence text: {link})" if link else ""
     if how == "unresolved":
         return (f"{what} {repo} could not be read (not on the Hub, the mirror or the offline "
                 "cache), so its licence is unknown")
+    if not license_id and card_error:
+        return f"{what} {repo}: {card_error}"
     if not license_id:
         return f"{what} {repo} declares no licence (no license in its card{read})"
     if license_id.lower() == "unknown":
@@ -135,6 +137,7 @@ def _links_for(
     how: str,
     what: str,
     license_link: str | None = None,
+    card_error: str | None = None,
 ) -> list[ChainLink]:
     catalog = load_catalog()
     links: list[ChainLink] = []
@@ -162,7 +165,7 @@ def _links_for(
     if not any(link.entry is not None for link in links):
         kind = "missing" if not links else links[0].how
         fact = links[0].source if links else f"{what} {repo}: no licence in its card or spec"
-        gap = _missing(repo, text_id, license_name, how, what, license_link)
+        gap = _missing(repo, text_id, license_name, how, what, license_link, card_error)
         links = [ChainLink(repo, kind, text_id or None, license_name, None, fact, missing=gap)]
     return links
 
@@ -172,7 +175,7 @@ def chain_links(facts: ModelFacts) -> tuple[ChainLink, ...]:
     own_how = "declared" if "license" in facts.declared else "card"
     what = "spec.model of" if own_how == "declared" else "model card of"
     links = _links_for(facts.repo, facts.license, facts.license_name, own_how, what,
-                       facts.license_link)
+                       facts.license_link, facts.card_error)
     for base in facts.base_models:
         how = "card" if base.license or base.resolved else "unresolved"
         links += _links_for(

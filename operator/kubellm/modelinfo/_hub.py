@@ -108,7 +108,39 @@ def translate(exc: BaseException, repo: str, revision: str) -> KubellmError | No
         return GatedModelError(
             f"{repo}: access denied (HTTP {status}); the token is missing or invalid. {GATED_FIX}"
         )
+    if isinstance(exc, HfHubHTTPError) or _raised_by_the_client(exc):
+        # Any other status (400, 404 without the Hub's error code, 405, 410, ...), a body that
+        # is not what the Hub API sends (HTML, truncated, other JSON), a dropped size check:
+        # the endpoint misbehaves. Temporary (retried with backoff), never a denial.
+        what = f"HTTP {status}" if status else f"{type(exc).__name__}: {_short(exc)}"
+        return HubUnavailableError(
+            f"Hugging Face Hub at {where} gave an answer kubellm cannot use while reading "
+            f"{repo}@{revision} ({what}); temporary, retried with backoff (if HF_ENDPOINT points "
+            "to a mirror or a proxy is in between, check it)"
+        )
     return None
+
+
+_CLIENT_PACKAGES = ("huggingface_hub", "httpx", "httpx2", "httpcore", "h11", "requests",
+                    "urllib3")
+
+
+def _raised_by_the_client(exc: BaseException) -> bool:
+    """Whether ``exc`` was raised inside the HTTP client stack (parsing the Hub's answer), not
+    in kubellm: then a ValueError/KeyError/TypeError/OSError is the answer's fault."""
+    if not isinstance(exc, ValueError | KeyError | TypeError | AttributeError | IndexError
+                      | OSError):
+        return False
+    tb = exc.__traceback__
+    client = False  # the innermost non-standard-library code the exception came through
+    while tb is not None:
+        parts = set(Path(tb.tb_frame.f_code.co_filename).parts)
+        if "kubellm" in parts:
+            client = False
+        elif parts & set(_CLIENT_PACKAGES):
+            client = True
+        tb = tb.tb_next
+    return client
 
 
 def _short(exc: BaseException) -> str:

@@ -51,6 +51,26 @@ def _int(value: Any) -> int | None:
     return None
 
 
+# Bounds of plausible shape numbers: a config.json value outside them (0, negative, 1e30) is
+# treated as unknown rather than sized with (a negative layer count would "fit" any GPU).
+MAX_DIM = 2**31  # layers, heads, hidden/intermediate size, vocab, positions, experts
+MAX_BYTES = 2**53  # tensor data of one checkpoint (8 PiB)
+
+
+def _dim(value: Any, limit: int = MAX_DIM) -> int | None:
+    """A positive integer up to ``limit``, else None (unknown)."""
+    number = _int(value)
+    return number if number is not None and 0 < number <= limit else None
+
+
+def _size(value: Any) -> int | None:
+    """A byte count (positive, at most MAX_BYTES), else None."""
+    return _dim(value, MAX_BYTES)
+
+
+REPO_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)?$")
+
+
 # ---------------------------------------------------------------- card + tags
 
 
@@ -62,7 +82,8 @@ def licence_from(card: Mapping[str, Any], tags: Sequence[str]) -> tuple[str | No
         lic = lic[0] if lic else None
     license_id = _str(lic)
     if license_id is None:
-        license_id = next((t.split(":", 1)[1] for t in tags if t.startswith("license:")), None)
+        license_id = next((t.split(":", 1)[1] for t in tags
+                           if isinstance(t, str) and t.startswith("license:")), None)
     license_id = license_id.lower() if license_id else None
     return license_id, _str(card.get("license_name")), _str(card.get("license_link"))
 
@@ -77,7 +98,7 @@ def base_models_from(card: Mapping[str, Any], tags: Sequence[str]) -> list[tuple
     relation: dict[str, str] = {}
     order: list[str] = []
     for tag in tags:
-        if not tag.startswith("base_model:"):
+        if not isinstance(tag, str) or not tag.startswith("base_model:"):
             continue
         rest = tag[len("base_model:"):]
         rel, _, repo = rest.partition(":")
@@ -89,9 +110,11 @@ def base_models_from(card: Mapping[str, Any], tags: Sequence[str]) -> list[tuple
             order.append(rest)
     raw = card.get("base_model")
     card_bases = [raw] if isinstance(raw, str) else list(raw) if isinstance(raw, list) else []
-    ordered = [str(b).strip() for b in card_bases if str(b).strip()]
+    ordered = [b.strip() for b in card_bases if isinstance(b, str) and b.strip()]
     ordered += [r for r in order if r not in ordered]
-    return [(repo, relation.get(repo, "unknown")) for repo in ordered]
+    # Only repo ids the Hub could serve: anything else in a card is not a base model to fetch.
+    valid = [r for r in dict.fromkeys(ordered) if len(r) <= 200 and REPO_ID.match(r)]
+    return [(repo, relation.get(repo, "unknown")) for repo in valid]
 
 
 def gated_from(value: Any) -> str | None:
@@ -121,6 +144,12 @@ def card_tags(card: Mapping[str, Any]) -> list[str]:
 # ---------------------------------------------------------------- config.json
 
 
+def _group(value: Any) -> int | None:
+    """A quantization group size: positive, or -1 (GPTQ's per-channel)."""
+    number = _int(value)
+    return number if number == -1 else _dim(number)
+
+
 def quantization_from(raw: Any) -> QuantizationConfig | None:
     """``quantization_config`` -> QuantizationConfig (method, bits, group_size)."""
     if not isinstance(raw, Mapping):
@@ -130,9 +159,9 @@ def quantization_from(raw: Any) -> QuantizationConfig | None:
         return None
     method = method.lower()
     bits: float | None = None
-    group: int | None = _int(raw.get("group_size", raw.get("q_group_size")))
+    group: int | None = _group(raw.get("group_size", raw.get("q_group_size")))
     for key in ("bits", "w_bit", "weight_bits", "num_bits"):
-        if _int(raw.get(key)) is not None:
+        if _dim(raw.get(key), 64) is not None:
             bits = float(raw[key])
             break
     if method == "bitsandbytes" and bits is None:
@@ -146,10 +175,10 @@ def quantization_from(raw: Any) -> QuantizationConfig | None:
         for group_cfg in groups.values():
             weights = group_cfg.get("weights") if isinstance(group_cfg, Mapping) else None
             if isinstance(weights, Mapping):
-                if bits is None and _int(weights.get("num_bits")) is not None:
+                if bits is None and _dim(weights.get("num_bits"), 64) is not None:
                     bits = float(weights["num_bits"])
                 if group is None:
-                    group = _int(weights.get("group_size"))
+                    group = _group(weights.get("group_size"))
                 break
     return QuantizationConfig(method=method, bits=bits, group_size=group, raw=dict(raw))
 
@@ -173,34 +202,40 @@ def architecture_from(config: Mapping[str, Any]) -> Architecture:
                 return config[key]
         return None
 
-    heads = _int(get("num_attention_heads", "n_head", "num_heads"))
-    kv = _int(get("num_key_value_heads", "num_kv_heads", "n_head_kv"))
+    heads = _dim(get("num_attention_heads", "n_head", "num_heads"))
+    kv = _dim(get("num_key_value_heads", "num_kv_heads", "n_head_kv"))
     if kv is None and get("multi_query") is True:
         kv = 1
-    dtype = _str(text.get("torch_dtype") or text.get("dtype")
-                 or config.get("torch_dtype") or config.get("dtype"))
+    dtype = _str(_text(text.get("torch_dtype")) or _text(text.get("dtype"))
+                 or _text(config.get("torch_dtype")) or _text(config.get("dtype")))
     archs = config.get("architectures") or text.get("architectures") or []
     return Architecture(
-        model_type=_str(config.get("model_type")),
-        architectures=tuple(str(a) for a in archs) if isinstance(archs, list) else (),
-        num_hidden_layers=_int(get("num_hidden_layers", "n_layer", "num_layers")),
+        model_type=_str(_text(config.get("model_type"))),
+        architectures=tuple(a for a in archs if isinstance(a, str))
+        if isinstance(archs, list) else (),
+        num_hidden_layers=_dim(get("num_hidden_layers", "n_layer", "num_layers")),
         num_attention_heads=heads,
         num_key_value_heads=kv,
-        head_dim=_int(get("head_dim")),
-        hidden_size=_int(get("hidden_size", "n_embd", "d_model")),
-        intermediate_size=_int(get("intermediate_size", "ffn_hidden_size")),
-        vocab_size=_int(get("vocab_size")),
-        max_position_embeddings=_int(get("max_position_embeddings", "n_positions",
+        head_dim=_dim(get("head_dim")),
+        hidden_size=_dim(get("hidden_size", "n_embd", "d_model")),
+        intermediate_size=_dim(get("intermediate_size", "ffn_hidden_size")),
+        vocab_size=_dim(get("vocab_size")),
+        max_position_embeddings=_dim(get("max_position_embeddings", "n_positions",
                                          "max_sequence_length", "seq_length")),
         torch_dtype=dtype,
         quantization=quantization_from(config.get("quantization_config")
                                        or text.get("quantization_config")),
-        num_experts=_int(get("num_local_experts", "n_routed_experts", "num_experts")),
-        num_experts_per_tok=_int(get("num_experts_per_tok", "moe_topk")),
-        kv_lora_rank=_int(get("kv_lora_rank")),
-        qk_rope_head_dim=_int(get("qk_rope_head_dim")),
+        num_experts=_dim(get("num_local_experts", "n_routed_experts", "num_experts")),
+        num_experts_per_tok=_dim(get("num_experts_per_tok", "moe_topk")),
+        kv_lora_rank=_dim(get("kv_lora_rank")),
+        qk_rope_head_dim=_dim(get("qk_rope_head_dim")),
         multimodal=multimodal,
     )
+
+
+def _text(value: Any) -> str | None:
+    """A string field of config.json (anything else is as good as absent)."""
+    return value if isinstance(value, str) else None
 
 
 def estimate_parameters(config: Mapping[str, Any], arch: Architecture) -> int | None:
@@ -221,9 +256,9 @@ def estimate_parameters(config: Mapping[str, Any], arch: Architecture) -> int | 
     mlp = 3 * h * inter
     if arch.num_experts:
         text = config.get("text_config") if isinstance(config.get("text_config"), Mapping) else {}
-        moe_inter = _int((text or config).get("moe_intermediate_size")) or inter
+        moe_inter = _dim((text or config).get("moe_intermediate_size")) or inter
         mlp = 3 * h * moe_inter * arch.num_experts + h * arch.num_experts
-    tied = bool(config.get("tie_word_embeddings", False))
+    tied = config.get("tie_word_embeddings", False) is True
     return layers * (attn + mlp) + vocab * h * (1 if tied else 2)
 
 
@@ -242,26 +277,55 @@ def read_safetensors_header(path: Path) -> dict[str, Any]:
         raw = f.read(size)
     if len(raw) != size:
         raise ValueError(f"{path.name}: truncated safetensors header")
-    header = json.loads(raw)
+    try:
+        header = json.loads(raw)
+    except (ValueError, RecursionError) as exc:
+        raise ValueError(f"{path.name}: safetensors header is not JSON ({exc})") from None
     if not isinstance(header, dict):
         raise ValueError(f"{path.name}: safetensors header is not a JSON object")
     return header
 
 
 def header_stats(header: Mapping[str, Any]) -> tuple[dict[str, int], int]:
-    """(parameters per dtype, tensor data bytes) of one safetensors header."""
+    """(parameters per dtype, tensor data bytes) of one safetensors header.
+
+    A ValueError names the first tensor entry that is not ``{dtype: str, shape: [int >= 0],
+    data_offsets: [begin, end]}`` with ``0 <= begin <= end`` (the safetensors format)."""
     counts: dict[str, int] = {}
     data = 0
     for name, t in header.items():
-        if name == "__metadata__" or not isinstance(t, Mapping):
+        if name == "__metadata__":
             continue
+        if not isinstance(t, Mapping):
+            raise ValueError(f"tensor {name!r}: not a mapping")
+        dtype, shape, offsets = t.get("dtype"), t.get("shape"), t.get("data_offsets")
+        dims = [_int(d) for d in shape] if isinstance(shape, list) else None
+        ends = [_int(o) for o in offsets] if isinstance(offsets, list) else None
+        if not isinstance(dtype, str) or dims is None or any(d is None or d < 0 for d in dims):
+            raise ValueError(f"tensor {name!r}: dtype {dtype!r} / shape {shape!r} malformed")
+        if ends is None or len(ends) != 2 or ends[0] is None or ends[1] is None \
+                or not 0 <= ends[0] <= ends[1] <= MAX_BYTES:
+            raise ValueError(f"tensor {name!r}: data_offsets {offsets!r} malformed")
         n = 1
-        for d in t.get("shape", []):
-            n *= int(d)
-        counts[str(t.get("dtype"))] = counts.get(str(t.get("dtype")), 0) + n
-        offsets = t.get("data_offsets") or [0, 0]
-        data += int(offsets[1]) - int(offsets[0])
+        for d in dims:
+            n *= d  # type: ignore[operator]
+        counts[dtype] = counts.get(dtype, 0) + n
+        data += ends[1] - ends[0]
     return counts, data
+
+
+def counts_from(raw: Any) -> dict[str, int] | None:
+    """Parameters per dtype as the Hub reports them (``safetensors.parameters``); None unless
+    every entry is a dtype name with a non-negative integer count."""
+    if not isinstance(raw, Mapping) or not raw:
+        return None
+    out: dict[str, int] = {}
+    for dtype, count in raw.items():
+        number = _int(count)
+        if not isinstance(dtype, str) or number is None or not 0 <= number <= MAX_BYTES:
+            return None
+        out[dtype] = number
+    return out
 
 
 DTYPE_BYTES: dict[str, int] = {

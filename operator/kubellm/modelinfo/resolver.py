@@ -164,8 +164,10 @@ class FactsResolver:
         found = sources.cached_snapshot(repo, "main", self.cache_dir or _hub.cache_dir())
         if found is None:
             return None
-        card = sources.cache_card(found[1])
-        return (card, parse.card_tags(card)) if card is not None else None
+        read = sources.cache_card(found[1])
+        if read is None or read[1] is not None:  # no card, or unreadable metadata: unresolved
+            return None
+        return read[0], parse.card_tags(read[0])
 
 
 def _declares_something(spec: ModelSpec) -> bool:

@@ -24,6 +24,14 @@ Derived facts, the same in both modes:
   ``quantization`` (method ``gguf``, bits per weight, ``raw["type"]`` e.g. Q4_K_M).
 - ``base_models`` relations come from ``base_model:<relation>:`` tags; without them (offline)
   they are inferred as the Hub does: adapter files, several bases (merge), quantized, finetune.
+
+Malformed metadata (both modes): a config.json or safetensors index that is not a JSON object,
+or (offline) a shard whose safetensors header is unreadable, is a ``ModelMetadataError``
+(``InvalidModelMetadata``: no runtime could load the model); a README.md whose front matter is
+not YAML gives an empty card and ``facts.card_error`` (the licence is then unknown, and says
+why); out-of-range or wrong-typed numbers are unknown (``parse``). A model_info answer that is
+not the Hub API's (no sha, nameless files, or what huggingface_hub cannot parse) is a
+``HubUnavailableError`` (``_hub.translate``): a mirror or proxy in between, not the user's spec.
 """
 
 from __future__ import annotations
@@ -34,7 +42,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from kubellm.errors import SpecError
+from kubellm.errors import HubUnavailableError, ModelMetadataError, SpecError
 from kubellm.facts import Architecture, ModelFacts
 from kubellm.modelinfo import _hub, parse
 
@@ -42,11 +50,48 @@ SHA_RE = re.compile(r"^[0-9a-f]{40}$")
 INDEX = "model.safetensors.index.json"
 
 
+def json_document(data: bytes, name: str, repo: str, revision: str) -> dict[str, Any]:
+    """A metadata file (config.json, the safetensors index) as a JSON object, else a
+    ModelMetadataError saying what it is instead (no runtime could load the model from it)."""
+    where = f"{name} of {repo}@{revision}"
+    fix = "fix the file in the repo or pin a revision (spec.model.revision) where it is valid"
+    try:
+        doc = json.loads(data.decode("utf-8-sig"))
+    except UnicodeDecodeError as exc:
+        raise ModelMetadataError(f"{where} is not UTF-8 text (byte {exc.start}); {fix}") from None
+    except RecursionError:
+        raise ModelMetadataError(f"{where} is nested too deeply to be JSON metadata; {fix}") \
+            from None
+    except ValueError as exc:
+        html = data.lstrip()[:1] == b"<"
+        what = ("an HTML page (a proxy or mirror answering instead of the Hub?)" if html
+                else f"not valid JSON ({exc})")
+        raise ModelMetadataError(f"{where} is {what}; {fix}") from None
+    if not isinstance(doc, dict):
+        raise ModelMetadataError(
+            f"{where} is a JSON {type(doc).__name__}, not an object; {fix}"
+        )
+    return doc
+
+
+def read_card(readme: Path) -> tuple[dict[str, Any], str | None]:
+    """(card metadata, error) of a README.md: ({}, why) when its front matter is unreadable
+    (the licence is then unknown and the decision says why), never an exception."""
+    import yaml
+    from huggingface_hub import ModelCard
+
+    try:
+        return _card_dict(ModelCard.load(readme).data), None
+    except (yaml.YAMLError, ValueError, TypeError, RecursionError) as exc:
+        first = " ".join(str(exc).split())[:160]
+        return {}, f"its README.md metadata (front matter) is not readable YAML: {first}"
+
+
 def _facts(repo: str, revision: str, sha: str | None, card: dict[str, Any], tags: list[str],
            *, gated: str | None, config: dict[str, Any] | None, files: dict[str, int | None],
            counts: dict[str, int] | None, data_bytes: int | None, total_size: int | None,
            gguf_file: str | None, library: str | None, pipeline: str | None,
-           source: str) -> ModelFacts:
+           source: str, card_error: str | None = None) -> ModelFacts:
     lic, lic_name, lic_link = parse.licence_from(card, tags)
     arch = parse.architecture_from(config) if config else None
     ggufs = parse.choose_gguf(files, gguf_file) if (gguf_file or not parse.weight_paths(files)) \
@@ -79,9 +124,14 @@ def _facts(repo: str, revision: str, sha: str | None, card: dict[str, Any], tags
                                                      arch)),
         datasets=parse.datasets_from(card), architecture=arch, weight_bytes=weight_bytes,
         parameters=params, weight_files=parse.weight_files((p, files.get(p)) for p in weights),
-        library_name=library or parse._str(card.get("library_name")),
-        pipeline_tag=pipeline or parse._str(card.get("pipeline_tag")), source=source,
+        library_name=parse._str(_text(library) or _text(card.get("library_name"))),
+        pipeline_tag=parse._str(_text(pipeline) or _text(card.get("pipeline_tag"))),
+        source=source, card_error=card_error,
     )
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
 
 
 def infer_relations(pairs: list[tuple[str, str]], files: dict[str, int | None],
@@ -116,9 +166,37 @@ def _download_json(repo: str, filename: str, sha: str, token: str | None,
     from huggingface_hub import hf_hub_download
 
     path = hf_hub_download(repo, filename, revision=sha, token=token, etag_timeout=timeout)
-    with open(path, encoding="utf-8") as f:
-        data = json.load(f)
-    return data if isinstance(data, dict) else {}
+    return json_document(Path(path).read_bytes(), filename, repo, sha)
+
+
+def _malformed(repo: str, what: str) -> HubUnavailableError:
+    return HubUnavailableError(
+        f"the Hugging Face Hub at {_hub.endpoint()} answered model_info of {repo} with {what}, "
+        "not what the Hub API sends (temporary; check HF_ENDPOINT if a mirror or proxy is in "
+        "between)"
+    )
+
+
+def _siblings(repo: str, info: Any) -> dict[str, int | None]:
+    files: dict[str, int | None] = {}
+    for s in info.siblings or []:
+        name, size = getattr(s, "rfilename", None), getattr(s, "size", None)
+        if not isinstance(name, str) or not name:
+            raise _malformed(repo, f"a file entry without a name ({name!r})")
+        files[name] = size if isinstance(size, int) and not isinstance(size, bool) \
+            and size >= 0 else None
+    return files
+
+
+def _sha_of(repo: str, info: Any, revision: str) -> str:
+    sha = info.sha if info.sha is not None else revision
+    if not isinstance(sha, str) or not sha:
+        raise _malformed(repo, f"a commit sha {sha!r}")
+    return sha
+
+
+def _tags(info: Any) -> list[str]:
+    return [t for t in (info.tags or []) if isinstance(t, str)]
 
 
 def hub_card(repo: str, revision: str, token: str | None,
@@ -128,14 +206,13 @@ def hub_card(repo: str, revision: str, token: str | None,
 
     info = HfApi(token=token).model_info(repo, revision=revision, timeout=timeout)
     card = _card_dict(info.card_data)
-    return card, list(info.tags or []), parse.gated_from(info.gated), info.sha
+    return card, _tags(info), parse.gated_from(info.gated), _sha_of(repo, info, revision)
 
 
 def from_hub(repo: str, revision: str, *, token: str | None, gguf_file: str | None,
              timeout: float) -> ModelFacts:
     from huggingface_hub import (
         HfApi,
-        ModelCard,
         get_hf_file_metadata,
         hf_hub_download,
         hf_hub_url,
@@ -148,9 +225,9 @@ def from_hub(repo: str, revision: str, *, token: str | None, gguf_file: str | No
 
     api = HfApi(token=token)
     info = api.model_info(repo, revision=revision, files_metadata=True, timeout=timeout)
-    sha = info.sha or revision
-    files: dict[str, int | None] = {s.rfilename: s.size for s in (info.siblings or [])}
-    tags = list(info.tags or [])
+    sha = _sha_of(repo, info, revision)
+    files = _siblings(repo, info)
+    tags = _tags(info)
     gated = parse.gated_from(info.gated)
     if gated and files:
         # model_info is public for gated repos and files cached on disk are returned without a
@@ -169,12 +246,13 @@ def from_hub(repo: str, revision: str, *, token: str | None, gguf_file: str | No
                             total_size=None, gguf_file=gguf_file, library=info.library_name,
                             pipeline=info.pipeline_tag, source="hub")
             return dataclasses.replace(public, access_error=f"{repo}: {_hub.GATED_FIX}")
+    card_error: str | None = None
     if info.card_data is not None:
         card = _card_dict(info.card_data)
     elif "README.md" in files:
         readme = hf_hub_download(repo, "README.md", revision=sha, token=token,
                                  etag_timeout=timeout)
-        card = _card_dict(ModelCard.load(Path(readme)).data)
+        card, card_error = read_card(Path(readme))
     else:
         card = {}
     config = _download_json(repo, "config.json", sha, token, timeout) \
@@ -187,23 +265,24 @@ def from_hub(repo: str, revision: str, *, token: str | None, gguf_file: str | No
         if INDEX in files:
             index = _download_json(repo, INDEX, sha, token, timeout)
             meta = index.get("metadata") if isinstance(index.get("metadata"), dict) else {}
-            total_size = parse._int((meta or {}).get("total_size"))
-        if info.safetensors is not None and info.safetensors.parameters:
-            counts = {str(k): int(v) for k, v in info.safetensors.parameters.items()}
+            total_size = parse._size((meta or {}).get("total_size"))
+        hub_counts = parse.counts_from(getattr(info.safetensors, "parameters", None))
+        if hub_counts is not None:
+            counts = hub_counts
         else:
             try:
                 st = api.get_safetensors_metadata(repo, revision=sha, token=token)
             except (NotASafetensorsRepoError, SafetensorsParsingError):
                 st = None
             if st is not None:
-                counts = {str(k): int(v) for k, v in st.parameter_count.items()}
-                data_bytes = sum(t.data_offsets[1] - t.data_offsets[0]
-                                 for fm in st.files_metadata.values()
-                                 for t in fm.tensors.values())
+                counts = parse.counts_from(st.parameter_count)
+                data_bytes = parse._size(sum(t.data_offsets[1] - t.data_offsets[0]
+                                             for fm in st.files_metadata.values()
+                                             for t in fm.tensors.values()))
     return _facts(repo, revision, sha, card, tags, gated=gated,
                   config=config, files=files, counts=counts, data_bytes=data_bytes,
                   total_size=total_size, gguf_file=gguf_file, library=info.library_name,
-                  pipeline=info.pipeline_tag, source="hub")
+                  pipeline=info.pipeline_tag, source="hub", card_error=card_error)
 
 
 # ---------------------------------------------------------------- offline (HF cache)
@@ -222,20 +301,24 @@ def cached_snapshot(repo: str, revision: str, cache: Path) -> tuple[str, Path] |
     return sha, storage / "snapshots" / sha
 
 
-def _load_json(path: Path) -> dict[str, Any] | None:
+def _load_json(path: Path, repo: str, sha: str) -> dict[str, Any] | None:
     if not path.is_file():
         return None
-    data = json.loads(path.read_text(encoding="utf-8"))
-    return data if isinstance(data, dict) else None
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ModelMetadataError(
+            f"{path.name} of {repo}@{sha} in the offline cache cannot be read: {exc}"
+        ) from None
+    return json_document(data, path.name, repo, sha)
 
 
-def cache_card(snapshot: Path) -> dict[str, Any] | None:
-    from huggingface_hub import ModelCard
-
+def cache_card(snapshot: Path) -> tuple[dict[str, Any], str | None] | None:
+    """(card, error) of a cached README.md (see ``read_card``); None when there is none."""
     readme = snapshot / "README.md"
     if not readme.is_file():
         return None
-    return _card_dict(ModelCard.load(readme).data)
+    return read_card(readme)
 
 
 def from_cache(repo: str, revision: str, *, gguf_file: str | None,
@@ -245,8 +328,8 @@ def from_cache(repo: str, revision: str, *, gguf_file: str | None,
     if found is None:
         return None
     sha, snap = found
-    card = cache_card(snap) or {}
-    config = _load_json(snap / "config.json")
+    card, card_error = cache_card(snap) or ({}, None)
+    config = _load_json(snap / "config.json", repo, sha)
     files: dict[str, int | None] = {
         p.relative_to(snap).as_posix(): p.stat().st_size for p in sorted(snap.rglob("*"))
         if p.is_file()
@@ -256,16 +339,18 @@ def from_cache(repo: str, revision: str, *, gguf_file: str | None,
     for name in parse.weight_paths(files):
         try:
             c, d = parse.header_stats(parse.read_safetensors_header(snap / name))
-        except (OSError, ValueError):
-            counts, data_bytes = {}, 0
-            break
+        except (OSError, ValueError) as exc:  # a corrupt shard: no runtime could load it
+            raise ModelMetadataError(
+                f"{name} of {repo}@{sha} in the offline cache is not a readable safetensors "
+                f"file ({exc}); download it again (kubellm download, or hf download)"
+            ) from None
         data_bytes += d
         for k, v in c.items():
             counts[k] = counts.get(k, 0) + v
-    index = _load_json(snap / INDEX) or {}
+    index = _load_json(snap / INDEX, repo, sha) or {}
     meta = index.get("metadata") if isinstance(index.get("metadata"), dict) else {}
-    total_size = parse._int((meta or {}).get("total_size"))
+    total_size = parse._size((meta or {}).get("total_size"))
     return _facts(repo, revision, sha, card, parse.card_tags(card), gated=None, config=config,
-                  files=files, counts=counts or None, data_bytes=data_bytes or None,
+                  files=files, counts=counts or None, data_bytes=parse._size(data_bytes),
                   total_size=total_size, gguf_file=gguf_file, library=None, pipeline=None,
-                  source="cache")
+                  source="cache", card_error=card_error)
