@@ -203,9 +203,15 @@ def test_racing_candidates_cannot_both_win() -> None:
     start = threading.Barrier(2)
     real_read = api.read_namespaced_lease
 
+    reads = [0]
+
     def read_together(name: str, namespace: str, **kw: Any) -> Raw:
         raw = real_read(name, namespace, **kw)
-        start.wait(5)  # both have read before either writes
+        with api.lock:
+            reads[0] += 1
+            first_two = reads[0] <= 2
+        if first_two:  # both have read before either writes (the loser's re-read passes)
+            start.wait(5)
         return raw
 
     api.read_namespaced_lease = read_together  # type: ignore[method-assign]
@@ -294,6 +300,44 @@ def test_hold_reports_loss_when_someone_else_holds_it() -> None:
     stop.set()
     assert lost == ["the lease is held by intruder"]
     assert api.holder() == "intruder"  # never overwritten
+
+
+def _write_between_read_and_renew(api: FakeLeaseApi, holder: str) -> None:
+    """The next read returns the current record, then someone writes (a takeover or an edit)
+    before the elector's replace: the race of the e2e leader test on a loaded machine."""
+    real_read = api.read_namespaced_lease
+
+    def read_then_write(name: str, namespace: str, **kw: Any) -> Raw:
+        raw = real_read(name, namespace, **kw)
+        api.read_namespaced_lease = real_read  # type: ignore[method-assign]
+        stored = api.leases[(namespace, name)]
+        body = lease_body(name, namespace, holder, Action.ACQUIRE,
+                          LeaseRecord.from_lease(stored), WALL, 2.0)
+        api.replace_namespaced_lease(name, namespace, body)
+        return raw
+
+    api.read_namespaced_lease = read_then_write  # type: ignore[method-assign]
+
+
+def test_a_takeover_racing_the_renewal_names_the_new_holder() -> None:
+    api, clock = FakeLeaseApi(), Clock()
+    a = elector(api, "a", clock)
+    assert a.try_acquire_or_renew()
+    _write_between_read_and_renew(api, "intruder")
+    assert a.try_acquire_or_renew() is False  # the renewal's replace got 409
+    assert a.leading is False
+    assert a.observation.record is not None and a.observation.record.holder == "intruder"
+
+
+def test_an_edit_of_our_own_lease_racing_the_renewal_keeps_the_lead() -> None:
+    """A 409 from a write that left us the holder (an annotation, a renewTime edit) is not a
+    loss: the leader stays and renews again next period (it used to stop and exit 1)."""
+    api, clock = FakeLeaseApi(), Clock()
+    a = elector(api, "a", clock)
+    assert a.try_acquire_or_renew()
+    _write_between_read_and_renew(api, "a")
+    assert a.try_acquire_or_renew() is True and a.leading is True
+    assert a.try_acquire_or_renew() is True and api.holder() == "a"  # the next renewal works
 
 
 def test_inconsistent_timings_are_refused() -> None:

@@ -225,12 +225,23 @@ class LeaseElector:
                 self.api.replace_namespaced_lease(self.name, self.namespace, body,
                                                   _request_timeout=REQUEST_TIMEOUT)
         except ApiException as exc:
-            if exc.status == 409:  # someone else wrote first: not ours (this time)
-                log.info("lease %s/%s: %s lost a race (409)", self.namespace, self.name,
-                         action.value)
-                self._set_leading(False, previous_holder)
-                return False
-            raise
+            if exc.status != 409:
+                raise
+            # someone wrote in between: read again to learn who holds it now (the record we
+            # decided on is stale, so its holder would be the wrong name in the message)
+            fresh = self._read()
+            self.observation = self.observation.update(fresh, self.clock())
+            holder = fresh.holder if fresh else None
+            if action is Action.RENEW and holder == self.identity:
+                # still ours (an edit of the Lease, not a takeover): renew again next period;
+                # the watchdog bounds how long that may go on (renew_deadline)
+                log.info("lease %s/%s: renew raced another write (409); still held by %s",
+                         self.namespace, self.name, self.identity)
+                return True
+            log.info("lease %s/%s: %s lost a race (409)", self.namespace, self.name,
+                     action.value)
+            self._set_leading(False, holder)
+            return False
         if action is not Action.RENEW:
             log.info("lease %s/%s acquired by %s (%s; previous holder %s)", self.namespace,
                      self.name, self.identity, action.value, previous_holder or "none")
