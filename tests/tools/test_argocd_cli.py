@@ -137,3 +137,12 @@ def test_licensepolicy_and_application_checks_through_argocd(argocd_cli: argocd.
         "status": "Progressing", "message": "Waiting for the Application's health to be reported"}
     assert assess(argocd_cli, degraded, APP_PATCH) == {
         "status": "Degraded", "message": "LicenseDenied: no"}
+    unsynced = tmp_path / "app-unsynced.yaml"
+    unsynced.write_text(yaml.safe_dump({**app, "status": {"health": {"status": "Healthy"},
+                                                          "sync": {"status": "OutOfSync"}}}))
+    assert assess(argocd_cli, unsynced, APP_PATCH) == {
+        "status": "Progressing", "message": "Waiting for the Application to sync (it is OutOfSync)"}
+    synced = tmp_path / "app-synced.yaml"
+    synced.write_text(yaml.safe_dump({**app, "status": {"health": {"status": "Healthy"},
+                                                        "sync": {"status": "Synced"}}}))
+    assert assess(argocd_cli, synced, APP_PATCH) == {"status": "Healthy", "message": ""}

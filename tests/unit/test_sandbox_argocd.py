@@ -66,6 +66,10 @@ def test_cache_is_per_version_and_missing_build_says_how(tmp_path: Path,
     binary = argocd.root() / "bin" / "argocd"
     binary.write_text("#!/bin/sh\n")
     binary.chmod(0o755)
+    assert argocd.locate() is None  # the scripts the repo-server runs are missing
+    for name in argocd.SCRIPTS:
+        (argocd.root() / "bin" / name).write_text("#!/bin/sh\n")
+        (argocd.root() / "bin" / name).chmod(0o755)
     (argocd.root() / "crds" / "application-crd.yaml").write_text("kind: CustomResourceDefinition\n")
     found = argocd.require()
     assert found.binary == binary and found.env("argocd-repo-server") == {

@@ -14,7 +14,8 @@ zip. As for Kubernetes (:mod:`kubellm.sandbox.install`), a throw-away wrapper mo
 replace block minus the local one. Its go.mod asks for a newer Go than the sandbox's
 (``versions.ARGOCD_GO_TOOLCHAIN``, fetched by ``GOTOOLCHAIN`` from the proxy).
 
-The binary and the module's ``manifests/crds`` land in
+The binary, the two scripts Argo CD's image puts next to it (``hack/git-verify-wrapper.sh``,
+``hack/gpg-wrapper.sh``) and the module's ``manifests/crds`` land in
 ``${XDG_CACHE_HOME:-~/.cache}/kubellm/sandbox/argocd-<version>/``; a second install is a no-op.
 """
 
@@ -40,6 +41,9 @@ _WRAPPER_MODULE = "kubellm.local/argocd-build"
 _REPLACE_BLOCK = re.compile(r"^replace\s*\(\n(.*?)^\)", re.MULTILINE | re.DOTALL)
 _REPLACE_LINE = re.compile(r"^replace\s+(\S+.*=>.*)$", re.MULTILINE)
 _GO_LINE = re.compile(r"^go\s+(\S+)", re.MULTILINE)
+#: Scripts Argo CD's image puts on PATH next to the binary (its Dockerfile's COPY hack/...):
+#: the repo-server runs git-verify-wrapper.sh on every revision it renders.
+SCRIPTS = ("git-verify-wrapper.sh", "gpg-wrapper.sh")
 TOOLS_GO = f"""//go:build tools
 
 // Package tools pins the Argo CD command kubellm sandbox builds (generated; throw-away).
@@ -57,6 +61,11 @@ class ArgoCD:
     crds: Path
     version: str
 
+    @property
+    def bin_dir(self) -> Path:
+        """Put on PATH of the components: the binary and the scripts they run."""
+        return self.binary.parent
+
     def env(self, component: str = "argocd") -> dict[str, str]:
         """Environment that makes the multi-call binary run ``component``."""
         return {"ARGOCD_BINARY_NAME": component}
@@ -70,7 +79,8 @@ def root() -> Path:
 def locate() -> ArgoCD | None:
     """The cached build of the pinned version, or None."""
     binary, crds = root() / "bin" / "argocd", root() / "crds"
-    if sandbox_install._executable(binary) and any(crds.glob("*-crd.yaml")):
+    scripts = all(sandbox_install._executable(root() / "bin" / name) for name in SCRIPTS)
+    if sandbox_install._executable(binary) and scripts and any(crds.glob("*-crd.yaml")):
         return ArgoCD(binary, crds, versions.ARGOCD)
     return None
 
@@ -189,6 +199,9 @@ def install(progress: Progress = print, *, force: bool = False) -> ArgoCD:
         shutil.rmtree(base / "crds", ignore_errors=True)
         crds.rename(base / "crds")
         (base / "bin").mkdir(exist_ok=True)
+        for name in SCRIPTS:
+            shutil.copyfile(module_dir / "hack" / name, base / "bin" / name)
+            (base / "bin" / name).chmod(0o755)
         os.replace(tmp / "argocd", base / "bin" / "argocd")
         shutil.rmtree(tmp, ignore_errors=True)
         progress(f"Argo CD {versions.ARGOCD} built in {sandbox_install.elapsed(started)}")
