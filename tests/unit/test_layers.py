@@ -1,7 +1,9 @@
 """The pure core imports neither kopf, kubernetes nor huggingface_hub (DESIGN.md layers).
 
-import-linter checks the static imports (`lint-imports`); this test checks the dynamic truth: a
-fresh interpreter importing every pure module must not have loaded the adapters' libraries.
+import-linter checks the static imports (`lint-imports`: the forbidden-modules contract and the
+layers contract in pyproject.toml); this test checks the dynamic truth for the same module list
+(read from that contract, so the two cannot drift): a fresh interpreter importing every pure
+module must not have loaded the adapters' libraries.
 """
 
 from __future__ import annotations
@@ -9,25 +11,22 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
-PURE = [
-    "kubellm.api",
-    "kubellm.errors",
-    "kubellm.facts",
-    "kubellm.license",
-    "kubellm.sizing",
-    "kubellm.runtimes",
-    "kubellm.naming",
-    "kubellm.cache",
-    "kubellm.conditions",
-    "kubellm.planner",
-    "kubellm.manifests",
-    "kubellm.datafiles",
-    "kubellm.crdgen",
-]
-FORBIDDEN = ("kopf", "kubernetes", "huggingface_hub")
+
+
+def _pure_contract() -> dict[str, Any]:
+    """The one list of pure modules: the import-linter contract in pyproject.toml."""
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    contracts = config["tool"]["importlinter"]["contracts"]
+    return next(c for c in contracts if c.get("type") == "forbidden")
+
+
+PURE = list(_pure_contract()["source_modules"])
+FORBIDDEN = tuple(_pure_contract()["forbidden_modules"])
 
 
 def test_pure_modules_do_not_load_adapters() -> None:
