@@ -355,3 +355,13 @@ def test_models_application_applies_policies_first_and_only_deployments_that_suc
     # every exclude pattern matches a file: no stale exclusions
     for glob in _brace_globs(source["directory"]["exclude"]):
         assert any(fnmatch.fnmatch(p.name, glob) for p in (ROOT / source["path"]).iterdir()), glob
+
+
+def test_readme_gitops_commands_name_shipped_files() -> None:
+    """The README's GitOps block patches argocd-cm with the generated files, applies root.yaml."""
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    block = text.split("### GitOps with Argo CD", 1)[1].split("```sh", 1)[1].split("```", 1)[0]
+    paths = set(re.findall(r"((?:deploy|examples)/[\w./-]+\.yaml)", block))
+    assert {"deploy/argocd/argocd-cm-patch.yaml", "deploy/argocd/argocd-cm-app-of-apps-patch.yaml",
+            "examples/argocd/root.yaml"} <= paths
+    assert all((ROOT / p).is_file() for p in paths), paths
