@@ -282,6 +282,8 @@ class Runtime:
             for namespace in sorted({ns for ns, _ in self.known} | self.cache_namespaces):
                 try:
                     await loop.run_in_executor(self.executor, self.collect_caches, namespace)
+                except KubellmError as exc:  # e.g. the apiserver restarting: next resync
+                    log.warning("cache garbage collection in %s failed: %s", namespace, exc)
                 except Exception:
                     log.exception("cache garbage collection in %s failed", namespace)
 

@@ -34,6 +34,7 @@ from kubernetes import config as _k8s_config
 from kubernetes import dynamic as _dynamic
 from kubernetes.client.exceptions import ApiException
 from kubernetes.dynamic import exceptions as _dyn_exc
+from urllib3.exceptions import HTTPError as TransportError
 
 from kubellm.errors import ClusterError, PermanentError, UnsupportedError
 from kubellm.k8s.diff import apply_reason, with_hash
@@ -105,8 +106,10 @@ def _calling(what: str) -> Iterator[None]:
         raise
     except (DynamicApiException, ApiException) as exc:
         raise _translate(exc, what) from exc
-    except OSError as exc:
-        raise ClusterError(f"{what}: {exc}", delay=5) from exc
+    except (OSError, TransportError) as exc:
+        # The apiserver unreachable or restarting: urllib3 wraps the refused or reset
+        # connection in its own exceptions (MaxRetryError, ProtocolError), not OSError.
+        raise ClusterError(f"{what}: the API server is unreachable: {exc}", delay=5) from exc
 
 
 class KubeCluster:

@@ -18,6 +18,11 @@ Environment:
     start the sandbox with its real worker node (``real_node=True`` does the same; the pytest
     plugin asks for it when a selected test is marked ``real``). Builds the node binaries and
     images first when missing.
+
+Fault tests stop and start control-plane components of a sandbox (``Cluster.sandbox``; None for
+an existing cluster) with :func:`stop_component`, :func:`start_component` and
+:func:`restart_component`: the same argv, ports, data directory and log, the new pid recorded
+in the state file (so ``down`` stops the new process).
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -34,8 +40,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from kubellm.sandbox import install, process, versions
-from kubellm.sandbox.cluster import Sandbox, default_state_dir
+from kubellm.sandbox.cluster import COMPONENTS, STATE_FILE, Sandbox, default_state_dir
 from kubellm.sandbox.errors import SandboxError
+from kubellm.sandbox.process import ProcessRecord
 
 if TYPE_CHECKING:
     from kubernetes.client import ApiClient
@@ -61,6 +68,7 @@ class Cluster:
     api_client: ApiClient
     bin_dir: Path
     kubectl_path: str
+    sandbox: Sandbox | None = None  # the sandbox started for it (None: an existing cluster)
 
     def kubectl(
         self, *args: str, check: bool = True, input: str | None = None, timeout: float = 120
@@ -173,7 +181,11 @@ def sandbox_cluster(
     was_up = sandbox.is_up()
     state = sandbox.up(nodes_file, progress=progress, real_node=real_node)
     cluster = Cluster(
-        state.kubeconfig, _api_client(state.kubeconfig), bins.bin_dir, str(bins["kubectl"])
+        state.kubeconfig,
+        _api_client(state.kubeconfig),
+        bins.bin_dir,
+        str(bins["kubectl"]),
+        sandbox,
     )
     try:
         yield cluster
@@ -183,3 +195,67 @@ def sandbox_cluster(
             sandbox.down(progress)
         if tmp is not None:
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+# ---- restarts for fault tests ------------------------------------------------------------------
+
+
+def _record(sandbox: Sandbox, name: str) -> tuple[list[ProcessRecord], int]:
+    if name not in COMPONENTS:
+        raise SandboxError(f"{name}: not a control-plane component ({', '.join(COMPONENTS)})")
+    state = sandbox.read_state()
+    if state is None:
+        raise SandboxError(f"no sandbox in {sandbox.state_dir}")
+    for i, record in enumerate(state.processes):
+        if record.name == name:
+            return state.processes, i
+    raise SandboxError(f"{name} is not recorded in {sandbox.state_dir / STATE_FILE}")
+
+
+def stop_component(sandbox: Sandbox, name: str) -> None:
+    """Stop one control-plane component (SIGTERM, then SIGKILL), leaving its record."""
+    records, i = _record(sandbox, name)
+    process.stop(records[i])
+
+
+def start_component(sandbox: Sandbox, name: str, timeout: float = 90.0) -> ProcessRecord:
+    """Start a stopped component again with its recorded argv and log; for etcd and the
+    apiserver wait until the apiserver answers ``/readyz`` again (its etcd check included)."""
+    records, i = _record(sandbox, name)
+    old = records[i]
+    if process.is_running(old):
+        raise SandboxError(f"{name} (pid {old.pid}) is still running")
+    new = process.spawn(name, list(old.argv), Path(old.log), sandbox.state_dir)
+    state = sandbox.read_state()
+    assert state is not None
+    state.processes = [new if r.name == name else r for r in state.processes]
+    sandbox._write_state(state)
+    deadline = time.monotonic() + timeout
+    kubectl = Path(state.bin_dir) / "kubectl"
+    while True:
+        if not process.is_running(new):
+            raise SandboxError(
+                f"{name} exited after its restart; last lines of {new.log}:\n"
+                f"{process.log_tail(new.log)}"
+            )
+        if name not in ("etcd", "kube-apiserver"):
+            return new
+        argv = [str(kubectl), f"--kubeconfig={state.kubeconfig}", "get", "--raw", "/readyz"]
+        try:
+            ready = subprocess.run(argv, capture_output=True, check=False, timeout=30)
+        except subprocess.TimeoutExpired:
+            ready = None
+        if ready is not None and ready.returncode == 0:
+            return new
+        if time.monotonic() > deadline:
+            raise SandboxError(f"the apiserver is not ready {timeout:.0f}s after {name} restarted")
+        time.sleep(0.25)
+
+
+def restart_component(sandbox: Sandbox, name: str, down_seconds: float = 0.0) -> float:
+    """Stop ``name``, wait ``down_seconds``, start it again; seconds until it is back."""
+    began = time.monotonic()
+    stop_component(sandbox, name)
+    time.sleep(down_seconds)
+    start_component(sandbox, name)
+    return time.monotonic() - began
