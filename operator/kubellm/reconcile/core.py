@@ -221,17 +221,19 @@ class Reconciler:
 
     def inventory(self, own: tuple[str, str],
                   observed: tuple[list[dict[str, Any]], list[dict[str, Any]],
-                                  list[dict[str, Any]]] | None = None) -> Inventory:
+                                  list[dict[str, Any]]] | None = None,
+                  node_selector: dict[str, str] | None = None) -> Inventory:
         """The live GPU inventory for the LLMDeployment ``own`` (namespace, name): free GPUs
         are allocatable minus bound pods minus GPUs committed to *other* deployments; its own
         pods, Deployment and ledger entry do not count, so a running deployment never sizes
-        against itself. Call it under ``_gpu_lock`` when the result is acted on."""
+        against itself; only nodes its ``spec.nodeSelector`` matches. Call it under
+        ``_gpu_lock`` when the result is acted on."""
         nodes, pods, deployments = observed or self._observed()
         builder = self._inventory_builder
         if builder is not None:  # tests: a fixed inventory
             return builder(nodes, [p for p in pods if not is_own_pod(p, own)])
         commitments = merge_commitments(self._ledger, deployments)
-        return committed_inventory(nodes, pods, commitments, own)
+        return committed_inventory(nodes, pods, commitments, own, node_selector)
 
     def seed(self, llmds: list[dict[str, Any]]) -> int:
         """At start-up: enter what each LLMDeployment's status says it was promised (Sized=True)
@@ -369,7 +371,7 @@ class Reconciler:
             planner = plan_deployment
         key = (namespace, out.name)
         with self._gpu_lock:  # decide and commit GPUs atomically (no API calls in here)
-            inventory = self.inventory(key, observed)
+            inventory = self.inventory(key, observed, llmd.spec.node_selector)
             plan = planner(llmd, facts, policies, inventory, cache_complete=None,
                            image=self.settings.image, hub_endpoint=self.settings.hub_endpoint)
             self._commit(key, plan, out)

@@ -38,7 +38,7 @@ first reconcile replaces the entry with the rendered LeaderWorkerSet's pods.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from kubellm.naming import LABEL_INSTANCE, selector_labels
@@ -307,12 +307,27 @@ def committed_inventory(
     pods: Sequence[Mapping[str, Any]],
     commitments: Sequence[Commitment],
     own: Key | None = None,
+    node_selector: Mapping[str, str] | None = None,
 ) -> Inventory:
     """The inventory with free GPUs = allocatable - bound pods - unbound commitments, leaving out
-    everything of ``own`` (its pods, its Deployment, its ledger entry)."""
+    everything of ``own`` (its pods, its Deployment, its ledger entry). With ``node_selector``
+    (the deployment's ``spec.nodeSelector``, which its pods carry) only the nodes whose labels
+    match count: the scheduler would never place the pods anywhere else."""
     others = [p for p in pods if _live(p) and not is_own_pod(p, own)]
     promised = [c for c in commitments if c.key != own]
-    return inventory_from_nodes(nodes, others, reserved=reserved_by_node(nodes, others, promised))
+    reserved = reserved_by_node(nodes, others, promised)
+    if not node_selector:
+        return inventory_from_nodes(nodes, others, reserved=reserved)
+    wanted = sorted((str(k), str(v)) for k, v in node_selector.items())
+    matching = [n for n in nodes
+                if all(((n.get("metadata") or {}).get("labels") or {}).get(k) == v
+                       for k, v in wanted)]
+    inventory = inventory_from_nodes(matching, others, reserved=reserved)
+    if len(matching) < len(nodes):
+        note = (f"{len(nodes) - len(matching)} of {len(nodes)} nodes skipped: their labels do "
+                f"not match spec.nodeSelector {dict(wanted)}")
+        inventory = replace(inventory, notes=(*inventory.notes, note))
+    return inventory
 
 
 def merge_commitments(
