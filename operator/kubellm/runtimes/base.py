@@ -371,7 +371,7 @@ class Runtime(ABC):
         """The serving container."""
         self.check(ctx)
         mounts: list[dict[str, Any]] = []
-        if ctx.gpus_per_pod > 1:
+        if self.needs_shm(ctx):
             mounts.append({"name": "dshm", "mountPath": "/dev/shm"})
         cache_mount: dict[str, Any] = {"name": "model-cache", "mountPath": MODEL_MOUNT}
         if ctx.cache is not None:
@@ -390,10 +390,14 @@ class Runtime(ABC):
             "volumeMounts": mounts,
         }
 
+    def needs_shm(self, ctx: RenderContext) -> bool:
+        """A memory-backed /dev/shm: NCCL between the GPUs of one pod needs more than the
+        64 MiB default; some runtimes need it always (``shm_always`` in runtimes.yaml)."""
+        return ctx.gpus_per_pod > 1 or self.info.shm_always
+
     def volumes(self, ctx: RenderContext) -> list[dict[str, Any]]:
         volumes: list[dict[str, Any]] = []
-        # NCCL between the GPUs of one pod needs more than the 64 MiB default
-        if ctx.gpus_per_pod > 1:
+        if self.needs_shm(ctx):
             volumes.append(
                 {"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": self.info.shm_size}}
             )

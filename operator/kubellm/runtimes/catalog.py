@@ -118,6 +118,8 @@ class RuntimeInfo:
     prefill_chunking: PrefillChunking | None = None
     hub_download: HubDownload | None = None  # None: the pod downloads the checkpoint's files
     launcher_flags_file: str | None = None
+    #: Mount the memory-backed /dev/shm for every pod, not only for several GPUs per pod.
+    shm_always: bool = False
     unsupported: dict[str, str] = field(default_factory=dict)
     no_pipeline_parallel: bool = False
     min_cc: tuple[int, int] = (0, 0)  # the engine's own floor, whatever the quantization
@@ -183,6 +185,7 @@ def _runtime(name: str, raw: dict[str, Any]) -> RuntimeInfo:
             startup_base_seconds=int(probes["startup_base_seconds"]),
         ),
         shm_size=str(raw["shm_size"]),
+        shm_always=bool(raw.get("shm_always", False)),
         env=_strings(raw.get("env", {})),
         quantize_flag=_strings(raw.get("quantize_flag", {})),
         kv_cache_dtype_flag=_strings(raw.get("kv_cache_dtype_flag", {})),

@@ -393,6 +393,7 @@ class Sandbox:
                 "--max-requests-inflight=800",
                 "--max-mutating-requests-inflight=400",
                 *(_kubelet_client_flags(certs) if state.real_node else []),
+                *(_REAL_NODE_ADMISSION if state.real_node else []),
             ],
         )
         ctx = _client_tls(certs)
@@ -514,6 +515,13 @@ class Sandbox:
             _wait(check, procs, what, deadline)
 
         node.start(node_images, spawn, wait, watched, progress)
+
+
+#: With a real node: a namespace's annotations may pin all its pods there (PodNodeSelector:
+#: ``scheduler.alpha.kubernetes.io/node-selector``) and give them the node's toleration
+#: (PodTolerationRestriction: ``scheduler.alpha.kubernetes.io/defaultTolerations``), so the
+#: pods kubellm renders (the download Job too, which has no placement of its own) run for real.
+_REAL_NODE_ADMISSION = ["--enable-admission-plugins=PodNodeSelector,PodTolerationRestriction"]
 
 
 def _kubelet_client_flags(certs: pki.PkiPaths) -> list[str]:

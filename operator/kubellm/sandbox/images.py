@@ -34,6 +34,8 @@ PAUSE_TAG = "3.10.2"
 PAUSE = f"{REGISTRY}/pause:{PAUSE_TAG}"
 DEBIAN_SUITE = "bookworm"
 DEBIAN_PACKAGES = ("python3",)
+PYTHON_BASE_PACKAGES = ("python3", "python3-pip")
+VLLM_BASE_PACKAGES = ("python3", "python3-dev", "g++", "libnuma1", "openssl")
 #: Bump when the recipe below changes in a way the hashed inputs do not show.
 _RECIPE = "1"
 _DEFAULT_MIRROR = "http://deb.debian.org/debian"
@@ -162,27 +164,32 @@ def apt_mirror(sources: tuple[Path, ...] = (
     return _DEFAULT_MIRROR
 
 
-def debian_base(progress: Progress = print) -> Image:
-    """Debian ``bookworm`` minbase + python3 as an image, built once per recipe."""
-    key = _key(DEBIAN_SUITE, "minbase", ",".join(DEBIAN_PACKAGES))
+def debian_base(
+    progress: Progress = print,
+    packages: tuple[str, ...] = DEBIAN_PACKAGES,
+    name: str = "debian",
+) -> Image:
+    """Debian ``bookworm`` minbase + ``packages`` as an image named ``name``, built once per
+    recipe (suite, variant, packages)."""
+    key = _key(DEBIAN_SUITE, "minbase", ",".join(packages))
     tag = f"{DEBIAN_SUITE}-{key}"
-    ref = f"{REGISTRY}/debian:{tag}"
-    archive = versions.images_dir() / f"debian-{tag}.tar"
+    ref = f"{REGISTRY}/{name}:{tag}"
+    archive = versions.images_dir() / f"{name}-{tag}.tar"
     image = Image(ref, archive)
     if archive.exists():
         return image
     if shutil.which("debootstrap") is None and not Path("/usr/sbin/debootstrap").exists():
         raise SandboxError("debootstrap is missing: run scripts/setup.sh (apt-get install it)")
     started = time.monotonic()
-    work = versions.images_dir() / f"work-debian-{key}"
+    work = versions.images_dir() / f"work-{name}-{key}"
     shutil.rmtree(work, ignore_errors=True)
     rootfs = work / "rootfs"
     work.mkdir(parents=True)
     mirror = apt_mirror()
-    progress(f"debootstrap --variant=minbase {DEBIAN_SUITE} (+{', '.join(DEBIAN_PACKAGES)}) "
+    progress(f"debootstrap --variant=minbase {DEBIAN_SUITE} (+{', '.join(packages)}) "
              f"from {mirror}")
     _run(
-        ["debootstrap", "--variant=minbase", f"--include={','.join(DEBIAN_PACKAGES)}",
+        ["debootstrap", "--variant=minbase", f"--include={','.join(packages)}",
          DEBIAN_SUITE, str(rootfs), mirror],
         "debootstrap",
     )
@@ -201,6 +208,18 @@ def debian_base(progress: Progress = print) -> Image:
     progress(f"built {ref} in {time.monotonic() - started:.0f}s "
              f"({image.size_bytes / 2**20:.0f} MiB archive)")
     return image
+
+
+def python_base(progress: Progress = print) -> Image:
+    """The stand-in for ``python:3.11-slim`` (operator/Dockerfile's BASE_IMAGE): python3 + pip."""
+    return debian_base(progress, PYTHON_BASE_PACKAGES, "python")
+
+
+def vllm_base(progress: Progress = print) -> Image:
+    """The CPU vLLM image's base: python3 with its headers, g++ (torch inductor compiles the
+    CPU kernels at start-up; it hashes preprocessed headers with the ``openssl`` command) and
+    libnuma (vLLM's CPU extension links it)."""
+    return debian_base(progress, VLLM_BASE_PACKAGES, "vllm-base")
 
 
 def build_all(progress: Progress = print) -> list[Image]:

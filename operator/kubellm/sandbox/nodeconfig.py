@@ -83,6 +83,9 @@ class NodeParams:
     helper_image: str
     cni_bin_dir: str = "/usr/lib/cni"
     runc: str = "/usr/sbin/runc"
+    #: containerd's root (content, snapshots, metadata); None: inside ``root``. The sandbox
+    #: passes the image store kept across sandboxes (:mod:`kubellm.sandbox.imagestore`).
+    containerd_root: Path | None = None
 
     # ---- paths ---------------------------------------------------------------------------
     @property
@@ -174,7 +177,7 @@ def containerd_config(p: NodeParams) -> str:
         },
         {
             "version": 3,
-            "root": str(c / "root"),
+            "root": str(p.containerd_root or c / "root"),
             "state": str(c / "state"),
             "disabled_plugins": [
                 "io.containerd.snapshotter.v1.btrfs",
@@ -509,3 +512,17 @@ def iptables_teardown(chains: tuple[Chain, ...]) -> list[list[str]]:
         cmds.append(["-t", c.table, "-F", c.name])
         cmds.append(["-t", c.table, "-X", c.name])
     return cmds
+
+
+def real_node_namespace_annotations() -> dict[str, str]:
+    """Annotations that put every pod of a namespace on the real node, tolerating its taint.
+
+    Read by the apiserver's PodNodeSelector and PodTolerationRestriction admission plugins
+    (enabled when the sandbox has a real node): kubellm's download Job has no placement of its
+    own, and its pods would otherwise land on a kwok node and only pretend to run.
+    """
+    toleration = {**TAINT, "operator": "Equal"}
+    return {
+        "scheduler.alpha.kubernetes.io/node-selector": f"kubernetes.io/hostname={NODE_NAME}",
+        "scheduler.alpha.kubernetes.io/defaultTolerations": json.dumps([toleration]),
+    }

@@ -4,7 +4,9 @@ Next to the kwok nodes, one real node ``kubellm-real-0`` runs on this host: cont
 runc, CNI bridge) and a kubelet that joins the sandbox apiserver with a client certificate from
 the sandbox CA, kube-proxy (iptables mode) for Services, CoreDNS for the cluster zone and
 rancher's local-path-provisioner for dynamic PVCs (the last two run as processes, against the
-sandbox kubeconfig). Images come from :mod:`kubellm.sandbox.images` (imported, never pulled).
+sandbox kubeconfig). Images come from :mod:`kubellm.sandbox.images` (imported, never pulled)
+into the image store kept across sandboxes (:mod:`kubellm.sandbox.imagestore`): the pause and
+Debian images, the kubellm image built from operator/Dockerfile and the CPU vLLM image.
 
 The node is tainted :data:`nodeconfig.TAINT`, so only pods that tolerate it run for real; it
 carries the GPU Feature Discovery labels and a simulated ``nvidia.com/gpu`` capacity, so kubellm
@@ -20,13 +22,12 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import time
 from collections.abc import Callable
 from pathlib import Path
 
 import yaml
 
-from kubellm.sandbox import hostnet, images, nodeconfig, pki, ports, process
+from kubellm.sandbox import hostnet, images, imagestore, nodeconfig, pki, ports, process
 from kubellm.sandbox.errors import SandboxError
 from kubellm.sandbox.install import Binaries, Progress
 from kubellm.sandbox.nodeconfig import NodeParams
@@ -52,6 +53,7 @@ def params(root: Path, apiserver_port: int, node_images: list[images.Image]) -> 
         dns_health_port=picked[5],
         pause_image=node_images[0].ref,
         helper_image=node_images[1].ref,
+        containerd_root=imagestore.store_root(),
     )
 
 
@@ -141,6 +143,7 @@ class RealNode:
         """Start every component and wait until the node is Ready with its simulated GPUs."""
         p, env = self.p, self.env()
         self.write_files()
+        imagestore.prepare(self.bins, env, imagestore.node_images(node_images, progress), progress)
         progress("starting the real node: containerd")
         containerd = spawn(
             "containerd",
@@ -149,15 +152,7 @@ class RealNode:
         )
         watched = [*watched, containerd]
         wait(self._containerd_ready, watched, "containerd")
-        started = time.monotonic()
-        for image in node_images:
-            self.ctr("-n", "k8s.io", "images", "import", str(image.archive))
-        self.ctr("-n", "k8s.io", "images", "label", node_images[0].ref,
-                 "io.cri-containerd.pinned=pinned")
-        progress(
-            f"imported {len(node_images)} images in {time.monotonic() - started:.0f}s; "
-            "starting kubelet, kube-proxy, CoreDNS, local-path-provisioner"
-        )
+        progress("starting kubelet, kube-proxy, CoreDNS, local-path-provisioner")
         labels = ",".join(f"{k}={v}" for k, v in nodeconfig.node_labels().items())
         kubelet = spawn(
             "kubelet",

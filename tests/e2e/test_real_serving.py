@@ -1,0 +1,202 @@
+"""e2e on real pods: kubellm's own download Job and a CPU vLLM server on the sandbox's real node.
+
+The operator (``kubellm run``, out of cluster as in the other e2e tests, with
+``--runtime-image vllm=<the CPU vLLM image built here>``) reads the facts of a tiny random-weight
+Llama (built offline, :mod:`hubfixtures.realmodels`) from the fixture Hub listening on the
+bridge address, which pods reach; the operator's ``HF_ENDPOINT`` points there, as a mirror
+user's would, and the download Job inherits it. Then, for real: the Job runs ``kubellm
+download`` in the kubellm image (built from operator/Dockerfile) into a local-path PV, the vLLM
+pod starts with the args kubellm rendered (offline, the cache read-only, non-root), its
+startup/readiness/liveness probes pass, the LLMDeployment turns ``Ready=True`` and an OpenAI
+chat completion through the Service returns tokens. GPUs stay simulated: the node advertises
+``nvidia.com/gpu`` (NVIDIA-L4), vLLM runs on CPU (its KV cache capped with
+``VLLM_CPU_KVCACHE_SPACE``, an allowed env name, and a small ``maxModelLen``).
+
+Placement: the test namespace carries the real node's node-selector and toleration as
+namespace defaults (PodNodeSelector / PodTolerationRestriction, enabled by the sandbox with a
+real node), so the download Job's pod, which kubellm renders without placement, runs there too.
+Timings (apply -> first token) are printed (``-s`` or the report's captured output).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.request
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from test_operator_helpers import (
+    CRDS,
+    OperatorProcess,
+    apply_manifest,
+    condition,
+    get_json,
+    items,
+    llmd,
+    policy,
+    service_account_kubeconfig,
+    wait_until,
+)
+
+from hubfixtures import realmodels
+from hubfixtures.server import HubServer, serve_hub
+from kubellm.sandbox import engines, imagestore, nodeconfig
+from kubellm.sandbox.harness import Cluster
+
+pytestmark = [pytest.mark.e2e, pytest.mark.real]
+
+READY_TIMEOUT = 900.0
+TIMINGS: dict[str, float] = {}
+
+
+@pytest.fixture(scope="module")
+def vllm_image(cluster: Cluster) -> str:
+    ref = imagestore.vllm_ref()
+    if ref is None:
+        pytest.fail("no CPU vLLM image in the real node's store: kubellm sandbox install "
+                    "--engines, then kubellm sandbox install --real-node", pytrace=False)
+    return ref
+
+
+@pytest.fixture(scope="module")
+def hub(cluster: Cluster) -> Iterator[HubServer]:
+    model_dir = realmodels.build(engines.vllm().python)
+    with serve_hub(realmodels.repos(model_dir), host=nodeconfig.NODE_IP) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def operator(cluster: Cluster, hub: HubServer, vllm_image: str,
+             tmp_path_factory: pytest.TempPathFactory) -> Iterator[OperatorProcess]:
+    cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(CRDS))
+    for crd in ("llmdeployments.kubellm.io", "licensepolicies.kubellm.io"):
+        cluster.kubectl("wait", "--for", "condition=Established", f"crd/{crd}", "--timeout=60s")
+    tmp = tmp_path_factory.mktemp("real-operator")
+    kubeconfig = service_account_kubeconfig(cluster, tmp / "sa-kubeconfig")
+    proc = OperatorProcess(kubeconfig, hub.endpoint, tmp / "operator.log", "-A",
+                           "--resync-seconds", "3", "--cache-grace-period", "5",
+                           "--runtime-image", f"vllm={vllm_image}").start()
+    yield proc
+    proc.stop()
+    print(f"--- operator log tail ({tmp / 'operator.log'}) ---\n{proc.tail(40)}")
+    if TIMINGS:
+        print("apply -> first token:", json.dumps(TIMINGS))
+
+
+@pytest.fixture
+def ns(cluster: Cluster, namespace: str, operator: OperatorProcess) -> Iterator[str]:
+    """The test namespace, pinned to the real node, with a commercial policy covering it."""
+    annotations = [f"{k}={v}" for k, v in nodeconfig.real_node_namespace_annotations().items()]
+    cluster.kubectl("annotate", "namespace", namespace, "--overwrite", *annotations)
+    apply_manifest(cluster, [policy(f"pol-{namespace}", [namespace])])
+    yield namespace
+    cluster.kubectl("delete", "llmd", "--all", "-n", namespace, "--wait=false", check=False)
+    cluster.kubectl("delete", "licensepolicy", f"pol-{namespace}", "--ignore-not-found")
+
+
+def tiny(name: str, ns: str, repo: str, **spec: Any) -> dict[str, Any]:
+    """An LLMDeployment of a tiny model on one (simulated) L4 of the real node, sized for CPU,
+    its cache on the node's local-path volumes (the sandbox's default class is kwok's)."""
+    return llmd(name, ns, repo, runtime="vllm", gpu={"type": nodeconfig.GPU.product},
+                context={"maxModelLen": 512},
+                cache={"storageClassName": nodeconfig.STORAGE_CLASS},
+                env=[{"name": "VLLM_CPU_KVCACHE_SPACE", "value": "1"}], **spec)
+
+
+def wait_ready(cluster: Cluster, ns: str, name: str, timeout: float = READY_TIMEOUT) -> None:
+    def ready() -> bool:
+        cond = condition(get_json(cluster, "llmd", name, "-n", ns), "Ready")
+        return bool(cond and cond[0] == "True")
+
+    try:
+        wait_until(ready, timeout, interval=2, what=f"{ns}/{name} Ready")
+    except AssertionError:
+        status = (get_json(cluster, "llmd", name, "-n", ns) or {}).get("status")
+        pods = cluster.kubectl("get", "pods", "-n", ns, "-o", "wide", check=False).stdout
+        logs = cluster.kubectl("logs", "-n", ns, "-l", "app.kubernetes.io/component=server",
+                               "--tail=40", check=False).stdout
+        raise AssertionError(f"{ns}/{name} not Ready: {status}\n{pods}\n{logs}") from None
+
+
+def chat(cluster: Cluster, ns: str, service: str, model: str) -> dict[str, Any]:
+    """A chat completion through the Service's ClusterIP (kube-proxy from the host)."""
+    svc = get_json(cluster, "service", service, "-n", ns)
+    ip, port = svc["spec"]["clusterIP"], svc["spec"]["ports"][0]["port"]
+    body = json.dumps({"model": model, "max_tokens": 8, "ignore_eos": True,
+                       "messages": [{"role": "user", "content": "hello world"}]}).encode()
+    req = urllib.request.Request(f"http://{ip}:{port}/v1/chat/completions", data=body,
+                                 headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=60) as resp:
+        answer: dict[str, Any] = json.load(resp)
+    return answer
+
+
+def serve_and_chat(cluster: Cluster, ns: str, name: str, repo: str) -> dict[str, Any]:
+    started = time.monotonic()
+    apply_manifest(cluster, tiny(name, ns, repo))
+    wait_ready(cluster, ns, name)
+    answer = wait_until(lambda: chat(cluster, ns, name, repo), 120, interval=2,
+                        what="a chat completion through the Service")
+    TIMINGS[f"{name} ({'warm' if TIMINGS else 'cold'})"] = round(time.monotonic() - started, 1)
+    assert answer["usage"]["completion_tokens"] > 0, answer
+    assert answer["choices"][0]["message"]["content"], answer
+    return answer
+
+
+def test_a_tiny_model_downloads_and_serves_on_real_pods(
+    cluster: Cluster, ns: str, hub: HubServer, real_node: str, vllm_image: str
+) -> None:
+    serve_and_chat(cluster, ns, "tiny", realmodels.LLAMA)
+
+    (job,) = items(cluster, "jobs", ns, "-l", "app.kubernetes.io/component=model-download")
+    assert job["status"].get("succeeded") == 1
+    (dl_pod,) = items(cluster, "pods", ns, "-l", "app.kubernetes.io/component=model-download")
+    assert dl_pod["spec"]["nodeName"] == real_node
+    assert dl_pod["spec"]["containers"][0]["image"].startswith("ghcr.io/kubellm/kubellm:")
+    log = cluster.kubectl("logs", "-n", ns, dl_pod["metadata"]["name"]).stdout
+    fetched = [p for (m, p, _) in hub.requests if m == "GET" and "/resolve/" in p]
+    assert any(p.endswith("/model.safetensors") for p in fetched), (fetched, log)
+
+    (pod,) = items(cluster, "pods", ns, "-l", "app.kubernetes.io/component=server")
+    assert pod["spec"]["nodeName"] == real_node
+    container = pod["spec"]["containers"][0]
+    assert container["image"] == vllm_image
+    assert container["command"] == ["vllm", "serve"]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env["HF_HUB_OFFLINE"] == "1"
+    assert all(m["readOnly"] for m in container["volumeMounts"] if m["name"] == "model-cache")
+    assert {"startupProbe", "readinessProbe", "livenessProbe"} <= set(container)
+    name = pod["metadata"]["name"]
+    uid = cluster.kubectl("exec", "-n", ns, name, "--", "id", "-u").stdout.strip()
+    assert uid != "0"
+    write = cluster.kubectl("exec", "-n", ns, name, "--", "touch", "/models/x", check=False)
+    assert write.returncode != 0  # the cache is mounted read-only
+    metrics = cluster.kubectl("exec", "-n", ns, name, "--", "python3", "-c",
+                              "import urllib.request as u; print(u.urlopen("
+                              "'http://127.0.0.1:8000/metrics').read().decode()[:20000])").stdout
+    assert "vllm:" in metrics
+
+
+def test_the_mistral_layout_serves_from_its_hf_shards(cluster: Cluster, ns: str,
+                                                       hub: HubServer) -> None:
+    before = len(hub.requests)
+    serve_and_chat(cluster, ns, "tiny-mistral", realmodels.MISTRAL)
+    fetched = [p for (m, p, _) in hub.requests[before:] if m == "GET" and "/resolve/" in p]
+    assert any("model-00001-of-00002.safetensors" in p for p in fetched), fetched
+    assert not any(p.endswith("/consolidated.safetensors") for p in fetched), fetched
+
+
+def test_delete_removes_the_server_and_collects_the_cache_after_its_grace_period(
+    cluster: Cluster, ns: str
+) -> None:
+    apply_manifest(cluster, tiny("gc", ns, realmodels.LLAMA))
+    wait_until(lambda: items(cluster, "pvc", ns, "-l", "app.kubernetes.io/component=model-cache"),
+               120, what="the cache PVC")
+    wait_ready(cluster, ns, "gc")
+    cluster.kubectl("delete", "llmd", "gc", "-n", ns, "--timeout=120s")
+    wait_until(lambda: not items(cluster, "deployments", ns), 120, what="the Deployment gone")
+    wait_until(lambda: not items(cluster, "pvc", ns) and not items(cluster, "jobs", ns), 180,
+               what="the cache (PVC + Job) collected after its grace period")
+    wait_until(lambda: not items(cluster, "pods", ns), 180, what="every pod gone")
