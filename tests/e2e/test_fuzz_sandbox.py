@@ -240,7 +240,8 @@ def fuzz(cluster: Any, hub: HubServer, tmp_path_factory: pytest.TempPathFactory)
         print(f"\n[fuzz sandbox] operator log {operator.log_path}:\n{operator.tail(10)}")
         for name in POLICIES:
             cluster.kubectl("delete", "licensepolicy", name, "--ignore-not-found", check=False)
-        cluster.kubectl("delete", "namespace", ns, "--wait=false", check=False)
+        # wait: its Ready deployments hold GPUs of the shared nodes the next modules size on
+        cluster.kubectl("delete", "namespace", ns, "--timeout=120s", check=False, timeout=150)
 
 
 FUZZ = settings(derandomize=True, database=None, deadline=None, max_examples=CASES,
