@@ -105,5 +105,9 @@ fi
 if [[ ${KUBELLM_REAL_NODE:-0} != 0 ]]; then
   step "kubellm sandbox install --real-node (Go builds, debootstrap, buildah; progress every 20 s)"
   .venv/bin/kubellm sandbox install --real-node
+  # olah, a real Hub mirror server the real-pod e2e downloads through once (PyPI, its own venv).
+  step "olah (tests/hubfixtures/olahmirror.py: ~/.cache/kubellm/tools/olah-<version>)"
+  with_progress "pip install olah" .venv/bin/python -c \
+    'import sys; sys.path.insert(0, "tests"); from hubfixtures import olahmirror; olahmirror.install()'
 fi
 

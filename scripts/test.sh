@@ -28,9 +28,11 @@ check "ruff check" .venv/bin/ruff check .
 check "mypy" .venv/bin/mypy
 check "lint-imports" .venv/bin/lint-imports
 check "pytest tests/ (unit + golden + e2e)" .venv/bin/pytest tests/ "$@"
-# Real pods on the sandbox's real worker node (root; builds kubelet, containerd, CoreDNS,
-# local-path-provisioner and the pause/Debian images once): its own sandbox, so the kwok-only
-# inventory the tests above expect is untouched.
+# Real pods on the sandbox's real worker node (root; setup.sh built kubelet, containerd, CoreDNS,
+# local-path-provisioner, the pause/Debian images, the kubellm image from operator/Dockerfile and
+# the CPU vLLM image once): its own sandbox, so the kwok-only inventory the tests above expect is
+# untouched. tests/e2e/test_real_serving.py + test_real_mirror.py run kubellm's download Job and
+# vLLM for real (a tiny model; apply -> first token times are printed).
 if [[ $# -eq 0 && $KUBELLM_REAL_NODE != 0 ]]; then
   check "pytest -m real (real worker node)" .venv/bin/pytest tests/e2e -m real
 fi

@@ -168,7 +168,7 @@ def import_missing(ctr: Ctr, wanted: list[NodeImage], progress: Progress) -> lis
             ctr("images", "label", image.ref, PINNED)
     names = {i.ref for i in wanted}
     for ref in sorted(set(index) - names):  # superseded builds (a new key, a new name)
-        ctr("images", "rm", ref, check=False)
+        ctr("images", "rm", "--sync", ref, check=False, timeout=600)
         del index[ref]
         progress(f"removed {ref} from the node's store (superseded)")
     _write_index(index)
