@@ -24,6 +24,7 @@ import json
 import time
 import urllib.request
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -200,3 +201,78 @@ def test_delete_removes_the_server_and_collects_the_cache_after_its_grace_period
     wait_until(lambda: not items(cluster, "pvc", ns) and not items(cluster, "jobs", ns), 180,
                what="the cache (PVC + Job) collected after its grace period")
     wait_until(lambda: not items(cluster, "pods", ns), 180, what="every pod gone")
+
+
+def _resolve_gets(hub: HubServer, repo: str) -> dict[str, int]:
+    """How often each file of ``repo`` was fetched (GET .../resolve/<rev>/<path>)."""
+    counts: dict[str, int] = {}
+    for method, path, _ in hub.requests:
+        if method == "GET" and path.startswith(f"/{repo}/resolve/"):
+            name = path.split("/resolve/", 1)[1].split("/", 1)[1].split("?")[0]
+            counts[name] = counts.get(name, 0) + 1
+    return counts
+
+
+def test_two_deployments_of_one_model_share_one_download(cluster: Cluster, ns: str,
+                                                         hub: HubServer) -> None:
+    before = _resolve_gets(hub, realmodels.LLAMA).get("model.safetensors", 0)
+    apply_manifest(cluster, [tiny("one", ns, realmodels.LLAMA), tiny("two", ns, realmodels.LLAMA)])
+    wait_ready(cluster, ns, "one")
+    wait_ready(cluster, ns, "two")
+    (pvc,) = items(cluster, "pvc", ns)
+    assert len(items(cluster, "jobs", ns)) == 1
+    claims = {v["persistentVolumeClaim"]["claimName"]
+              for p in items(cluster, "pods", ns, "-l", "app.kubernetes.io/component=server")
+              for v in p["spec"]["volumes"] if "persistentVolumeClaim" in v}
+    assert claims == {pvc["metadata"]["name"]}
+    assert _resolve_gets(hub, realmodels.LLAMA)["model.safetensors"] == before + 1
+    for name in ("one", "two"):
+        assert chat(cluster, ns, name, realmodels.LLAMA)["usage"]["completion_tokens"] > 0
+
+
+def _volume_dir(cluster: Cluster, ns: str) -> Path | None:
+    """The host directory of the namespace's cache PV (local-path: on this machine)."""
+    pvcs = items(cluster, "pvc", ns)
+    name = pvcs[0]["spec"].get("volumeName") if pvcs else None
+    if not name:
+        return None
+    pv = get_json(cluster, "pv", name)
+    source = pv["spec"].get("hostPath") or pv["spec"].get("local") or {}
+    return Path(source["path"]) if source.get("path") else None
+
+
+def test_a_killed_download_pod_resumes_without_refetching_finished_files(
+    cluster: Cluster, ns: str, hub: HubServer
+) -> None:
+    hub.delay = 2.0  # every Hub answer takes 2 s: the download is still running when killed
+    try:
+        apply_manifest(cluster, tiny("resume", ns, realmodels.MISTRAL))
+
+        def finished() -> set[str]:
+            root = _volume_dir(cluster, ns)
+            snaps = list(root.glob("models--*/snapshots/*")) if root else []
+            return {str(p.relative_to(snaps[0])) for p in snaps[0].rglob("*")
+                    if p.is_symlink() and p.resolve().is_file()} if snaps else set()
+
+        done = wait_until(finished, 180, interval=0.2, what="a first finished file")
+        (dl,) = items(cluster, "pods", ns, "-l", "app.kubernetes.io/component=model-download")
+        cluster.kubectl("delete", "pod", "-n", ns, dl["metadata"]["name"], "--grace-period=0",
+                        "--force")
+        done = finished() | done
+        assert dl["status"]["phase"] == "Running", dl["status"]  # killed mid-download
+        job = items(cluster, "jobs", ns)[0]
+        assert not job["status"].get("succeeded"), "the download finished before the kill"
+    finally:
+        hub.delay = 0.0
+
+    def cache_ready() -> bool:
+        cond = condition(get_json(cluster, "llmd", "resume", "-n", ns), "CacheReady")
+        return bool(cond and cond[0] == "True")
+
+    wait_until(cache_ready, 300, interval=1, what="CacheReady after the resumed download")
+    (job,) = items(cluster, "jobs", ns)
+    assert job["status"].get("succeeded") == 1
+    gets = _resolve_gets(hub, realmodels.MISTRAL)
+    assert all(gets.get(name, 0) == 1 for name in done), (done, gets)
+    pods = items(cluster, "pods", ns, "-l", "app.kubernetes.io/component=model-download")
+    assert dl["metadata"]["name"] not in {p["metadata"]["name"] for p in pods}
