@@ -149,13 +149,14 @@ def test_the_store_imports_only_changed_images_and_drops_superseded_ones(
 
     wanted = [imagestore.NodeImage("pause:1", "k1", archive, pinned=True),
               imagestore.NodeImage("vllm:2", "k2", make=make)]
-    ctr = FakeCtr(set())
+    ctr = FakeCtr({"sha256:" + "a" * 64})
     imagestore._write_index({"vllm:1": "old"})
     done = imagestore.import_missing(ctr, wanted, lambda _: None)  # type: ignore[arg-type]
     assert done == ["pause:1", "vllm:2"]
     assert made and not made[0].exists()  # the big archive is written only to be imported
     assert ("images", "label", "pause:1", imagestore.PINNED) in ctr.calls
     assert ("images", "rm", "--sync", "vllm:1") in ctr.calls
+    assert ("images", "rm", "--sync", "sha256:" + "a" * 64) in ctr.calls  # CRI's id names
     assert imagestore.read_index() == {"pause:1": "k1", "vllm:2": "k2"}
     again = FakeCtr({"pause:1", "vllm:2"})
     assert imagestore.import_missing(again, wanted, lambda _: None) == []  # type: ignore[arg-type]

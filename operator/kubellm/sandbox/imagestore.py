@@ -172,6 +172,10 @@ def import_missing(ctr: Ctr, wanted: list[NodeImage], progress: Progress) -> lis
         del index[ref]
         progress(f"removed {ref} from the node's store (superseded)")
     _write_index(index)
+    # The CRI plugin names each image it used by its id too (sha256:<config>); such a name
+    # would keep a superseded image's snapshots forever. It adds them again when needed.
+    for ref in sorted(r for r in present if r.startswith("sha256:")):
+        ctr("images", "rm", "--sync", ref, check=False, timeout=600)
     return done
 
 
