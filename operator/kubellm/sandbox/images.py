@@ -205,6 +205,9 @@ def debian_base(
         ref, archive,
     )
     shutil.rmtree(work, ignore_errors=True)
+    for old in versions.images_dir().glob(f"{name}-{DEBIAN_SUITE}-*.tar"):
+        if old != archive:  # an earlier recipe of this base
+            old.unlink(missing_ok=True)
     progress(f"built {ref} in {time.monotonic() - started:.0f}s "
              f"({image.size_bytes / 2**20:.0f} MiB archive)")
     return image
