@@ -159,7 +159,9 @@ def env(cluster: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]
             print(f"\n[faults] record {write_record('faults', RESULTS)}; operator log "
                   f"{operator.log_path}:\n{operator.tail(15)}")
             cluster.kubectl("delete", "licensepolicy", f"faults-{ns}", "--ignore-not-found")
-            cluster.kubectl("delete", "namespace", ns, "--wait=false", check=False)
+            # wait: the GC of ~100 deployments slows the apiserver for the next module
+            cluster.kubectl("delete", "namespace", ns, "--timeout=180s", check=False,
+                            timeout=200)
             delete_nodes(cluster, POOL)
 
 

@@ -56,7 +56,7 @@ pytestmark = pytest.mark.e2e
 CASES = int(os.environ.get("KUBELLM_FUZZ_SANDBOX_CASES", "300"))
 RESYNC = 5.0
 IDLE = 15.0
-STATUS_WITHIN = 30.0  # seconds from create to a status with a reason, under load
+STATUS_WITHIN = 90.0  # seconds from create to a status: 1-8 s here, 45 s on a loaded host
 REFUSED = {r.value for r in Reason if r.category == Category.REFUSED} - set(PASSED_THROUGH)
 GROUP = "/apis/kubellm.io/v1alpha1"
 
