@@ -722,7 +722,6 @@ class LicensePolicySpec(_Model):
         ),
     )
 
-
     @model_validator(mode="after")
     def _disjoint(self) -> LicensePolicySpec:
         both = sorted(set(self.allowed_licenses) & set(self.denied_licenses))
