@@ -56,7 +56,9 @@ from kubellm.naming import (
 from kubellm.runtimes.catalog import (
     QuantSupport,
     RuntimeInfo,
+    as_cc,
     capability_row,
+    cc_text,
     runtime_info,
     runtime_infos,
     serves_on,
@@ -150,14 +152,6 @@ def spec_hash(template: dict[str, Any]) -> str:
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:16]
 
 
-def _cc(cc: tuple[int, int]) -> str:
-    return f"{cc[0]}.{cc[1]}"
-
-
-def _cc2(value: tuple[int, int] | list[int]) -> tuple[int, int]:
-    return (int(value[0]), int(value[1]))
-
-
 def _env_list(values: dict[str, Any], extra: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """kubellm's env (name -> value or EnvVar dict) with the user's merged over it, sorted."""
     merged: dict[str, dict[str, Any]] = {}
@@ -192,7 +186,7 @@ class Runtime(ABC):
         parts = []
         for method, qs in self.info.quantizations.items():
             extra = ", pre-quantized checkpoint" if qs.needs_checkpoint else ""
-            parts.append(f"{method} (compute capability {_cc(qs.min_cc)}+{extra})")
+            parts.append(f"{method} (compute capability {cc_text(qs.min_cc)}+{extra})")
         return ", ".join(parts)
 
     def _others_serving(self, method: str) -> list[str]:
@@ -229,7 +223,7 @@ class Runtime(ABC):
             )
         if gpu is None:
             return
-        cc = _cc2(gpu.compute_capability)
+        cc = as_cc(gpu.compute_capability)
         ok, why = serves_on(self.info, method, quant.bits_per_weight, cc, gpu.product)
         if not ok:
             fitting = [
@@ -249,12 +243,6 @@ class Runtime(ABC):
         if not ctx.sizing.fits:
             raise DoesNotFitError(ctx.sizing.message or "the sizing found no GPU configuration")
         self.supports(ctx.quant, ctx.gpu)
-        qs = self.info.quantizations[ctx.quant.method]
-        if qs.needs_cache and ctx.cache is None:
-            raise UnsupportedError(
-                f"spec.cache.enabled: runtime {self.name} serves {ctx.quant.method} from a local "
-                f"file, so it needs the model cache. Fix: set spec.cache.enabled: true."
-            )
         if ctx.nodes > 1 and not self.multi_node:
             raise UnsupportedError(
                 f"spec.runtime: runtime {self.name} cannot run one replica across several nodes, "

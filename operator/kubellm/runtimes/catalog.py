@@ -31,7 +31,6 @@ class QuantSupport:
 
     min_cc: tuple[int, int]  # the oldest GPU that serves it at all
     needs_checkpoint: bool = False  # cannot quantize on the fly: needs a pre-quantized checkpoint
-    needs_cache: bool = False  # served from a local file of the cache
     note: str = ""  # what runs between min_cc and native_cc
     native_cc: tuple[int, int] | None = None  # from here on the fast kernels run
 
@@ -142,7 +141,8 @@ def _strings(raw: dict[str, Any]) -> dict[str, str]:
     return {str(k): str(v) for k, v in raw.items()}
 
 
-def _cc(value: Any) -> tuple[int, int]:
+def as_cc(value: Any) -> tuple[int, int]:
+    """A compute capability ``[8, 0]`` / ``(8, 0)`` as a tuple."""
     return (int(value[0]), int(value[1]))
 
 
@@ -150,11 +150,10 @@ def _runtime(name: str, raw: dict[str, Any]) -> RuntimeInfo:
     probes = raw["probes"]
     quants = {
         q: QuantSupport(
-            min_cc=_cc(v["min_cc"]),
+            min_cc=as_cc(v["min_cc"]),
             needs_checkpoint=bool(v.get("needs_checkpoint", False)),
-            needs_cache=bool(v.get("needs_cache", False)),
             note=" ".join(str(v.get("note", "")).split()),
-            native_cc=_cc(v["native_cc"]) if "native_cc" in v else None,
+            native_cc=as_cc(v["native_cc"]) if "native_cc" in v else None,
         )
         for q, v in raw["quantizations"].items()
     }
@@ -191,7 +190,7 @@ def _runtime(name: str, raw: dict[str, Any]) -> RuntimeInfo:
         kv_cache_dtype_flag=_strings(raw.get("kv_cache_dtype_flag", {})),
         quantizations=quants,
         unsupported={k: " ".join(v.split()) for k, v in unsupported.items()},
-        min_cc=_cc(raw.get("min_cc", (0, 0))),
+        min_cc=as_cc(raw.get("min_cc", (0, 0))),
         min_cc_source=" ".join(str(raw.get("min_cc_source", "")).split()),
         no_pipeline_parallel=bool(raw.get("no_pipeline_parallel", False)),
     )
@@ -332,7 +331,8 @@ def downloader_image(version: str = __version__) -> str:
     return str(_raw()["downloader"]["image"]).format(version=version)
 
 
-def _fmt(cc: tuple[int, int]) -> str:
+def cc_text(cc: tuple[int, int]) -> str:
+    """``(8, 0)`` -> ``8.0``."""
     return f"{cc[0]}.{cc[1]}"
 
 
@@ -350,14 +350,14 @@ def serves_on(info: RuntimeInfo, method: str, bits_per_weight: float, cc: tuple[
     the one rule both the sizer and the planner apply (runtimes.yaml ``min_cc``/``native_cc``).
     A method the runtime does not serve at all is True here; ``Runtime.supports`` refuses it."""
     if cc < info.min_cc:
-        return False, (f"{info.name} does not run on {product} (compute capability {_fmt(cc)}; "
-                       f"needs {_fmt(info.min_cc)} or newer)")
+        return False, (f"{info.name} does not run on {product} (compute capability {cc_text(cc)}; "
+                       f"needs {cc_text(info.min_cc)} or newer)")
     row = info.quantizations.get(capability_row(info, method, bits_per_weight))
     if row is None:
         return True, f"{method}: not served by {info.name} (refused by the runtime check)"
     if cc < row.min_cc:
         return False, (f"{info.name} cannot run {method} on {product} (compute capability "
-                       f"{_fmt(cc)}; needs {_fmt(row.min_cc)} or newer)")
+                       f"{cc_text(cc)}; needs {cc_text(row.min_cc)} or newer)")
     if row.native_cc is None or cc >= row.native_cc:
-        return True, f"{method} runs natively on compute capability {_fmt(cc)}"
-    return True, f"{method} on compute capability {_fmt(cc)}: {row.note}"
+        return True, f"{method} runs natively on compute capability {cc_text(cc)}"
+    return True, f"{method} on compute capability {cc_text(cc)}: {row.note}"
