@@ -32,7 +32,12 @@ from kubellm.api.v1alpha1 import LLMDeploymentSpec
 from kubellm.errors import KubellmError, SpecError, UnsupportedError
 from kubellm.facts import Architecture, WeightFile
 from kubellm.runtimes import get_runtime
-from kubellm.runtimes.catalog import launcher_flags, memory_multiplier, runtime_info
+from kubellm.runtimes.catalog import (
+    endpoint_drain_seconds,
+    launcher_flags,
+    memory_multiplier,
+    runtime_info,
+)
 from kubellm.sizing import default_inventory, gpu_supports, lookup_gpu, size
 from kubellm.sizing.types import Quant
 
@@ -336,14 +341,21 @@ def test_tgi_awq_needs_ampere() -> None:
     assert gpu_supports(t4, AWQ, runtime="vllm")[0]  # vLLM keeps its Turing AWQ kernel
 
 
-def test_grace_period_covers_tgis_drain() -> None:
+def test_grace_period_covers_the_prestop_sleep_and_each_runtimes_drain() -> None:
     drain = launcher_flags("tgi")["--graceful-termination-timeout"].default
-    assert drain == "90"
-    tgi = _pod(Case("t", "tgi", llama_8b(), BF16, L4, {}))
-    assert tgi["terminationGracePeriodSeconds"] > int(drain)
-    assert tgi["terminationGracePeriodSeconds"] == runtime_info("tgi").termination_grace_seconds
-    vllm = _pod(Case("v", "vllm", llama_8b(), BF16, L4, {}))
-    assert vllm["terminationGracePeriodSeconds"] == 60
+    assert drain == "90" and runtime_info("tgi").drain.seconds == int(drain)
+    assert runtime_info("tgi").drain.flag is None  # TGI drains by default: no flag rendered
+    for runtime in ("tgi", "vllm"):
+        pod = _pod(Case("t", runtime, llama_8b(), BF16, L4, {}))
+        (server,) = pod["containers"]
+        sleep = server["lifecycle"]["preStop"]["sleep"]["seconds"]
+        assert sleep == endpoint_drain_seconds() > 0
+        info = runtime_info(runtime)
+        assert pod["terminationGracePeriodSeconds"] == info.termination_grace_seconds
+        assert pod["terminationGracePeriodSeconds"] > sleep + info.drain.seconds
+    args = container(Case("v", "vllm", llama_8b(), BF16, L4, {}))["args"]
+    # vLLM 0.32 aborts in-flight requests on SIGTERM with its default --shutdown-timeout 0
+    assert args[args.index("--shutdown-timeout") + 1] == str(runtime_info("vllm").drain.seconds)
 
 
 def test_tgi_renders_args_only_for_the_image_entrypoint() -> None:

@@ -21,6 +21,9 @@ Choices, with reasons:
   ``maxSurge 0 / maxUnavailable 1``: replace one pod at a time inside the GPUs already held, so a
   rollout never needs a GPU the deployment does not have (capacity dips by one replica).
   ``progressDeadlineSeconds`` = startup budget + 10 min, so a slow load is not reported as stuck.
+- Drain: a replaced pod sleeps in preStop (``rollout.endpoint_drain_seconds``) while the Service
+  stops routing to it, then the runtime finishes accepted requests (``drain``: vLLM needs
+  ``--shutdown-timeout``, else it aborts them); the grace period covers both.
 - ``enableServiceLinks: false``: a Service named ``vllm`` would inject ``VLLM_PORT=tcp://...``,
   which vLLM reads as its own setting and crashes on.
 - The container's ``command`` is the catalogue's (vLLM: ``vllm serve``); a runtime without one
@@ -59,6 +62,7 @@ from kubellm.runtimes.catalog import (
     as_cc,
     capability_row,
     cc_text,
+    endpoint_drain_seconds,
     runtime_info,
     runtime_infos,
     serves_on,
@@ -372,6 +376,7 @@ class Runtime(ABC):
             **command,
             "args": self.args(ctx),
             "env": self.env(ctx),
+            "lifecycle": {"preStop": {"sleep": {"seconds": endpoint_drain_seconds()}}},
             "ports": [{"name": "http", "containerPort": self.info.port, "protocol": "TCP"}],
             **self.probes(ctx),
             "resources": self.resources(ctx),

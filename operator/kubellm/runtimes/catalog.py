@@ -98,6 +98,15 @@ class LauncherFlag:
 
 
 @dataclass(frozen=True)
+class Drain:
+    """How a runtime finishes accepted requests on SIGTERM: ``seconds`` of drain, set with
+    ``flag`` (None: the runtime drains that long by default)."""
+
+    seconds: int
+    flag: str | None = None
+
+
+@dataclass(frozen=True)
 class RuntimeInfo:
     name: str
     image: str
@@ -111,6 +120,7 @@ class RuntimeInfo:
     kv_cache_dtype_flag: dict[str, str]
     quantizations: dict[str, QuantSupport]
     termination_grace_seconds: int
+    drain: Drain
     command: tuple[str, ...] = ()  # empty: the image's ENTRYPOINT runs, kubellm renders args only
     entrypoint: tuple[str, ...] = ()  # the image's ENTRYPOINT, when kubellm relies on it
     memory_fraction: MemoryFraction = MemoryFraction()
@@ -168,6 +178,8 @@ def _runtime(name: str, raw: dict[str, Any]) -> RuntimeInfo:
         command=tuple(str(c) for c in raw.get("command") or ()),
         entrypoint=tuple(str(c) for c in raw.get("entrypoint") or ()),
         termination_grace_seconds=int(raw["termination_grace_seconds"]),
+        drain=Drain(seconds=int(raw["drain"]["seconds"]),
+                    flag=str(raw["drain"]["flag"]) if raw["drain"].get("flag") else None),
         memory_fraction=MemoryFraction(
             effective_multiplier=float(memory.get("effective_multiplier", 1.0)),
             multiplier_env=str(memory["multiplier_env"]) if memory.get("multiplier_env") else None,
@@ -324,6 +336,11 @@ def startup_budget() -> StartupBudget:
         min_seconds=int(raw["min_seconds"]),
         period_seconds=int(raw["period_seconds"]),
     )
+
+
+def endpoint_drain_seconds() -> int:
+    """The preStop sleep of a serving container: time for the Service to stop routing to it."""
+    return int(_raw()["rollout"]["endpoint_drain_seconds"])
 
 
 def downloader_image(version: str = __version__) -> str:

@@ -70,6 +70,8 @@ class VllmRuntime(Runtime):
             "--tensor-parallel-size": str(ctx.tp),
             "--tokenizer-revision": ctx.revision,
         }
+        if info.drain.flag:
+            flags[info.drain.flag] = str(info.drain.seconds)
         return [ctx.facts.repo, *flag_args(flags, ctx.spec.args)]
 
 
