@@ -85,10 +85,11 @@ class FakeRepo:
     readme_body: str = "\n# Model card\n"
     note: str = ""  # why this repo is in the catalogue
     parameters_hint: int | None = None  # the real parameter count (documentation for tests)
+    commit: str = ""  # tells commits of one repo apart (HubServer.push): part of the sha
 
     @property
     def sha(self) -> str:
-        return _sha("commit " + self.repo_id)
+        return _sha("commit " + self.repo_id + (f" {self.commit}" if self.commit else ""))
 
     @property
     def author(self) -> str:

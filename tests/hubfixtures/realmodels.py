@@ -59,7 +59,13 @@ def _repo(repo_id: str, folder: Path, revision_salt: str = "", **extra: object) 
         files = (*files, FakeFile.small("REVISION.txt", revision_salt + "\n"))
     return FakeRepo(repo_id, card, files, config,
                     note="tiny random-weight model built offline (real-pod e2e)",
-                    **extra)  # type: ignore[arg-type]
+                    commit=revision_salt, **extra)  # type: ignore[arg-type]
+
+
+def next_commit(model_dir: Path, repo_id: str = LLAMA, salt: str = "2") -> FakeRepo:
+    """A later commit of the plain-layout repo (same weights, one more file, another sha), for
+    :meth:`hubfixtures.server.HubServer.push`."""
+    return _repo(repo_id, model_dir / "hf", revision_salt=salt)
 
 
 def repos(model_dir: Path) -> dict[str, FakeRepo]:

@@ -11,7 +11,8 @@ Errors carry ``X-Error-Code`` (RepoNotFound, RevisionNotFound, EntryNotFound, Ga
 client maps only those. Gated repos (``gated`` set) answer file requests with 401 GatedRepo unless
 ``Authorization: Bearer <token>`` names a token in ``tokens``; model_info stays public, as on the
 real Hub. Failures on demand: ``server.fail = "500" | "hang" | "reset"`` (optionally only for
-``fail_remaining`` requests), to test HubUnavailableError, retries and timeouts.
+``fail_remaining`` requests), to test HubUnavailableError, retries and timeouts. ``push(repo)``
+makes ``repo`` the new head of ``main`` (a new commit); earlier commits stay reachable by sha.
 
 Use ``with serve_hub() as hub: env HF_ENDPOINT=hub.endpoint`` or run standalone:
 ``python -m hubfixtures.server --port 8999`` (from ``tests/`` on PYTHONPATH).
@@ -52,8 +53,19 @@ class HubServer(ThreadingHTTPServer):
         self.hang_seconds = 5.0
         self.delay = 0.0  # seconds to wait before answering each request (slow Hub)
         self.drop_info_fields: set[str] = set()  # e.g. {"safetensors"}: model_info omits them
+        self.history: dict[str, dict[str, FakeRepo]] = {}  # repo id -> sha -> earlier commit
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
+
+    def push(self, repo: FakeRepo) -> None:
+        """A new commit on ``main``: ``repo`` (same id, another ``commit``) replaces the head."""
+        with self._lock:
+            old = self.models.get(repo.repo_id)
+            if old is not None:
+                if old.sha == repo.sha:
+                    raise ValueError(f"{repo.repo_id}: push needs another commit than {old.sha}")
+                self.history.setdefault(repo.repo_id, {})[old.sha] = old
+            self.models = {**self.models, repo.repo_id: repo}
 
     @property
     def endpoint(self) -> str:
@@ -164,10 +176,13 @@ class _Handler(BaseHTTPRequestHandler):
             self._error(404, "RepoNotFound", "Repository not found", head=head)
             return None
         rev = unquote(rev) if rev is not None else "main"
-        if rev not in ("main", repo.sha):
+        if rev in ("main", repo.sha):
+            return repo, repo.sha
+        earlier = self.server.history.get(repo.repo_id, {}).get(rev)
+        if earlier is None:
             self._error(404, "RevisionNotFound", f"Invalid rev id: {rev}", head=head)
             return None
-        return repo, repo.sha
+        return earlier, earlier.sha
 
     # -- verbs
     def do_HEAD(self) -> None:

@@ -8,6 +8,7 @@ the published checkpoints (sizing_cases.json GiB, licences.md), not computed fro
 
 from __future__ import annotations
 
+import dataclasses
 import socket
 from pathlib import Path
 from typing import Any
@@ -225,6 +226,20 @@ def test_hub_unavailable(tmp_path: Path, mode: str) -> None:
     assert result.get("error") == "HubUnavailableError", result
     assert result["reason"] == "HubUnavailable"
     assert endpoint in result["message"]
+
+
+def test_a_pushed_commit_becomes_main_and_the_earlier_one_stays_pinnable(tmp_path: Path) -> None:
+    earlier = get_repo("Qwen/Qwen2.5-7B-Instruct")
+    later = dataclasses.replace(earlier, commit="2")
+    assert later.sha != earlier.sha
+    with serve_hub(tokens={TOKEN}) as hub:
+        hub.push(later)
+        calls = [{"repo": earlier.repo_id}, {"repo": earlier.repo_id, "revision": earlier.sha},
+                 {"repo": earlier.repo_id, "revision": later.sha}]
+        head, pinned, pinned_later = run_resolve(
+            calls, {"HF_ENDPOINT": hub.endpoint, "HF_HOME": str(tmp_path)})
+    assert head["facts"]["sha"] == pinned_later["facts"]["sha"] == later.sha
+    assert pinned["facts"]["sha"] == earlier.sha
 
 
 def test_hub_down_falls_back_to_cache(tmp_path: Path) -> None:
