@@ -12,8 +12,10 @@ Contract with ``kubellm download`` (kubellm.commands.download)::
                      --marker KEY --retries N --timeout S
 
 - ``--include`` is repeated, one pattern or exact path each (``action="append"``); the files
-  land in the Hugging Face cache layout under ``--cache-dir`` (``models--org--name/snapshots/SHA``),
-  so serving pods read them with ``HF_HUB_OFFLINE=1`` and ``HF_HUB_CACHE=/models``;
+  land in the source's cache layout under ``--cache-dir`` (``data/sources.yaml``; Hugging Face:
+  ``models--org--name/snapshots/SHA``, read by serving pods with ``HF_HUB_OFFLINE=1`` and
+  ``HF_HUB_CACHE=/models``; ModelScope: ``models/org--name/snapshots/REVISION``, served by path);
+- ``--source S`` for a source other than Hugging Face (``modelsource.SourceLayout``);
 - after success it writes ``<cache-dir>/.kubellm/<KEY>.complete`` (``CacheRef.complete_marker``);
 - ``--timeout`` bounds each request (a hung Hub fails, never hangs); ``--retries`` bounds the
   attempts when the Hub is unavailable; the Job's ``activeDeadlineSeconds`` bounds the whole run.
@@ -37,13 +39,13 @@ from typing import Any
 from kubellm.api.v1alpha1 import LLMDeploymentSpec
 from kubellm.errors import SpecError, UnsupportedError
 from kubellm.facts import ModelFacts
+from kubellm.modelsource import layout
 from kubellm.naming import (
     ANNOTATION_CACHE_KEY,
     ANNOTATION_MODEL,
     ANNOTATION_REVISION,
     COMPONENT_DOWNLOAD,
     cache_job_name,
-    cache_key,
     cache_labels,
     cache_pvc_name,
 )
@@ -91,7 +93,9 @@ class CacheRef:
     """Where one model's files live and how they get there.
 
     ``model_path`` is the snapshot directory inside the mount (what TGI gets as ``--model-id``);
-    ``gguf_file`` the path of the one GGUF file inside it, when the quantization is GGUF.
+    ``gguf_file`` the path of the one GGUF file inside it, when the quantization is GGUF;
+    ``source`` the model source (``spec.model.source``); ``served_model`` what a runtime serves
+    (the repo id, or ``model_path`` for a source whose layout the engines cannot read).
     """
 
     key: str
@@ -106,6 +110,8 @@ class CacheRef:
     weight_bytes: int | None = None
     model_path: str = ""
     gguf_file: str | None = None
+    source: str = "huggingface"
+    served_model: str = ""
 
 
 def default_image() -> str:
@@ -195,11 +201,6 @@ def auto_size(weight_bytes: int) -> str:
     return f"{math.ceil((weight_bytes * SIZE_FACTOR + SIZE_EXTRA_BYTES) / GIB)}Gi"
 
 
-def snapshot_dir(mount_path: str, repo: str, sha: str) -> str:
-    """The Hugging Face cache layout: ``<cache>/models--org--name/snapshots/<sha>``."""
-    return f"{mount_path}/models--{repo.replace('/', '--')}/snapshots/{sha}"
-
-
 def plan_cache(
     namespace: str,
     facts: ModelFacts,
@@ -215,9 +216,10 @@ def plan_cache(
     every cache function.
     """
     del namespace, image
+    source = layout(spec.model.source)
     sha = facts.sha or facts.revision
     files = cache_files(facts, quant, file=spec.model.file)
-    key = cache_key(facts.repo, sha, files)
+    key = source.cache_key(facts.repo, sha, files)
     weight_bytes = _weight_bytes(facts, files)
     if spec.cache.size != "auto":
         size = spec.cache.size
@@ -230,7 +232,7 @@ def plan_cache(
             f"the weight size of {facts.repo} is unknown, so the cache size cannot be computed",
             "set spec.cache.size, e.g. 200Gi",
         )
-    model_path = snapshot_dir(MOUNT_PATH, facts.repo, sha)
+    model_path = source.snapshot_path(MOUNT_PATH, facts.repo, sha)
     return CacheRef(
         key=key,
         pvc_name=cache_pvc_name(key, facts.repo),
@@ -244,6 +246,8 @@ def plan_cache(
         weight_bytes=weight_bytes,
         model_path=model_path,
         gguf_file=f"{model_path}/{files[0]}" if quant.method == "gguf" else None,
+        source=source.name,
+        served_model=source.served_model(facts.repo, model_path),
     )
 
 
@@ -294,8 +298,9 @@ def render_download_job(
 ) -> dict[str, Any]:
     """The Job that runs ``kubellm download`` into the PVC (read-write), non-root, bounded.
 
-    ``hub_endpoint``: the operator's ``HF_ENDPOINT`` (a mirror); the Job downloads from the same
-    place the facts were read from. None: huggingface_hub's default (https://huggingface.co).
+    ``hub_endpoint``: the operator's endpoint of this source (``HF_ENDPOINT`` /
+    ``MODELSCOPE_ENDPOINT``, a mirror); the Job downloads from the same place the facts were read
+    from. None: the client's default (https://huggingface.co, https://modelscope.cn).
     """
     deadline = download_deadline_seconds(ref)
     args = ["download", "--repo", facts.repo, "--revision", ref.revision]
@@ -307,26 +312,9 @@ def render_download_job(
         "--retries", str(DOWNLOAD_RETRIES),
         "--timeout", str(DOWNLOAD_REQUEST_TIMEOUT_SECONDS),
     ]  # fmt: skip
-    env: list[dict[str, Any]] = [
-        {"name": "HF_HOME", "value": "/tmp/hf-home"},
-        {"name": "HF_HUB_DISABLE_TELEMETRY", "value": "1"},
-        {"name": "HOME", "value": "/tmp"},
-    ]
-    if hub_endpoint:
-        env.append({"name": "HF_ENDPOINT", "value": hub_endpoint})
-    if spec.hub_token_secret_ref is not None:
-        env.append(
-            {
-                "name": "HF_TOKEN",
-                "valueFrom": {
-                    "secretKeyRef": {
-                        "name": spec.hub_token_secret_ref.name,
-                        "key": spec.hub_token_secret_ref.key,
-                    }
-                },
-            }
-        )
-    env.sort(key=lambda e: str(e["name"]))
+    source = layout(ref.source)
+    args += source.download_args()
+    env = source.download_env(hub_endpoint, spec.hub_token_secret_ref)
     container = {
         "name": "download",
         "image": image,

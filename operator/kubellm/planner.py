@@ -25,8 +25,9 @@ from datetime import date
 from typing import Any
 
 from kubellm.api.v1alpha1 import LicensePolicy, LLMDeployment
-from kubellm.errors import PermanentError
+from kubellm.errors import PermanentError, SpecError
 from kubellm.facts import ModelFacts
+from kubellm.modelsource import layout
 from kubellm.reasons import Reason
 from kubellm.sizing.types import Inventory, Quant, SizingResult
 
@@ -137,6 +138,13 @@ def plan_deployment(
         runtime.supports(quant, gpu)
         cache_ref = None
         cache_objects: tuple[dict[str, Any], ...] = ()
+        if not spec.cache.enabled and layout(spec.model.source).serve_by_path:
+            raise SpecError(
+                "spec.cache.enabled",
+                f"a {spec.model.source} model is served from the shared cache by path "
+                "(the engines cannot download from that source themselves)",
+                "set spec.cache.enabled: true (the default)",
+            )
         if spec.cache.enabled:
             operator_image = image or cache_mod.default_image()
             cache_ref = cache_mod.plan_cache(namespace, facts, quant, spec, image=operator_image)

@@ -159,7 +159,11 @@ def test_bounds_and_defaults() -> None:
     assert util == {**util, "minimum": 0.1, "exclusiveMinimum": True, "maximum": 0.99}
     assert _node(LLMD, "spec.replicas")["minimum"] == 0
     assert _node(LLMD, "spec.gpu")["default"] == {}
-    assert _node(LLMD, "spec.model.revision")["default"] == "main"
+    # the revision's default depends on spec.model.source (main / master): filled by the API's
+    # validator, not by the apiserver
+    assert "default" not in _node(LLMD, "spec.model.revision")
+    assert _node(LLMD, "spec.model.source")["default"] == "huggingface"
+    assert _node(LLMD, "spec.model.source")["enum"] == ["huggingface", "modelscope"]
     classes = _node(POLICY, "spec.allowedClasses")["default"]
     assert classes == ["permissive", "restrictive-community"]
     assert _schema(LLMD)["required"] == ["spec"]

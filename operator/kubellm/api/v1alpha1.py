@@ -60,6 +60,25 @@ class SecretKeyRef(_Model):
     key: str = Field(default="HF_TOKEN", description="Key in the Secret that holds the value.")
 
 
+def model_source_names() -> tuple[str, ...]:
+    """spec.model.source values: the entries of data/sources.yaml (huggingface first)."""
+    return tuple(sorted(model_source_defaults(), key=lambda n: (n != "huggingface", n)))
+
+
+def model_source_defaults() -> dict[str, str]:
+    """Each source's default revision (data/sources.yaml ``default_revision``)."""
+    from kubellm.datafiles import load_mapping
+
+    return {str(k): str(v["default_revision"])
+            for k, v in load_mapping("sources.yaml")["sources"].items()}
+
+
+def _no_schema_default(schema: dict[str, Any]) -> None:
+    """The revision's default depends on spec.model.source, so the CRD carries none (the
+    apiserver would otherwise write main into every object); the validator fills it in."""
+    schema.pop("default", None)
+
+
 class ModelSpec(_Model):
     """Which model to serve, and facts declared for air-gapped use."""
 
@@ -72,11 +91,23 @@ class ModelSpec(_Model):
         max_length=200,
         pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)?$",
     )
+    source: str = Field(
+        default="huggingface",
+        description=(
+            "Where the model comes from: huggingface (the Hugging Face Hub, HF_ENDPOINT's mirror "
+            "or the offline HF cache) or modelscope (ModelScope, MODELSCOPE_ENDPOINT)."
+        ),
+        json_schema_extra={"enum": list(model_source_names())},
+    )
     revision: str = Field(
         default="main",
-        description="Branch, tag or 40-hex commit sha. Pin a sha in production: licences change.",
+        description=(
+            "Branch, tag or 40-hex commit sha. Pin a sha in production: licences change. "
+            "Default: main (huggingface), master (modelscope)."
+        ),
         min_length=1,
         max_length=255,
+        json_schema_extra=_no_schema_default,
     )
     file: str | None = Field(
         default=None,
@@ -121,6 +152,25 @@ class ModelSpec(_Model):
         if value is not None:
             parse_parameters(value)
         return value
+
+    @field_validator("source")
+    @classmethod
+    def _source(cls, value: str) -> str:
+        if value not in model_source_names():
+            raise ValueError(f"unknown model source {value!r}: use one of "
+                             f"{', '.join(model_source_names())}")
+        return value
+
+    @model_validator(mode="before")
+    @classmethod
+    def _source_revision(cls, data: Any) -> Any:
+        """An unset revision is the source's default branch (main, or ModelScope's master)."""
+        if isinstance(data, dict) and data.get("revision") is None:
+            source = data.get("source") or "huggingface"
+            default = model_source_defaults().get(str(source))
+            if default is not None:
+                data = {**data, "revision": default}
+        return data
 
 
 MAX_PARAMETERS = 2**63 - 1  # the apiserver's int64: a larger integer cannot be stored

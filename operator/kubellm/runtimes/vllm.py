@@ -1,7 +1,8 @@
 """vLLM: ``vllm serve`` arguments and environment (pure).
 
 - The model is the repo id at a pinned commit (``--revision`` and ``--tokenizer-revision``, so
-  the offline cache lookup never needs a branch ref).
+  the offline cache lookup never needs a branch ref); for a source whose cache layout vLLM cannot
+  read (ModelScope: ``CacheRef.served_model``) the snapshot directory in the cache mount.
 - ``--quantization`` only to quantize on the fly (fp8): pre-quantized checkpoints (AWQ, GPTQ,
   FP8, compressed-tensors, MXFP4) are detected by vLLM, which then picks its fastest kernel
   (e.g. Marlin on Ampere+); forcing ``awq`` would disable that. GGUF and bitsandbytes are not in
@@ -72,7 +73,8 @@ class VllmRuntime(Runtime):
         }
         if info.drain.flag:
             flags[info.drain.flag] = str(info.drain.seconds)
-        return [ctx.facts.repo, *flag_args(flags, ctx.spec.args)]
+        model = ctx.cache.served_model if ctx.cache and ctx.cache.served_model else ctx.facts.repo
+        return [model, *flag_args(flags, ctx.spec.args)]
 
 
 def _gptq_act_order(raw: dict[str, Any]) -> bool:
