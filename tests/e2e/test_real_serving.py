@@ -21,6 +21,7 @@ Timings (apply -> first token) are printed (``-s`` or the report's captured outp
 from __future__ import annotations
 
 import json
+import threading
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -279,3 +280,85 @@ def test_a_killed_download_pod_resumes_without_refetching_finished_files(
     assert all(gets.get(name, 0) == 1 for name in done), (done, gets)
     pods = items(cluster, "pods", ns, "-l", "app.kubernetes.io/component=model-download")
     assert dl["metadata"]["name"] not in {p["metadata"]["name"] for p in pods}
+
+
+class _Load:
+    """Chat completions one after another through the Service until stopped, each on a new
+    connection (as a client behind kube-proxy sees a rollover); every failure is kept."""
+
+    def __init__(self, cluster: Cluster, ns: str, service: str, model: str) -> None:
+        self.args = (cluster, ns, service, model)
+        self.ok: list[float] = []
+        self.failed: list[tuple[float, str]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                answer = chat(*self.args)
+                assert answer["usage"]["completion_tokens"] > 0, answer
+                self.ok.append(time.monotonic())
+            except Exception as exc:  # every failure counts, whatever it is
+                self.failed.append((time.monotonic(), repr(exc)))
+
+    def __enter__(self) -> _Load:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=90)
+
+
+def _server_pods(cluster: Cluster, ns: str) -> list[dict[str, Any]]:
+    return items(cluster, "pods", ns, "-l", "app.kubernetes.io/component=server")
+
+
+def test_a_revision_bump_downloads_once_and_rolls_over_without_a_failed_request(
+    cluster: Cluster, ns: str, hub: HubServer
+) -> None:
+    first = hub.models[realmodels.LLAMA]
+    apply_manifest(cluster, tiny("roll", ns, realmodels.LLAMA, model={"revision": first.sha}))
+    wait_ready(cluster, ns, "roll")
+    wait_until(lambda: chat(cluster, ns, "roll", realmodels.LLAMA), 120, interval=2,
+               what="a chat completion before the bump")
+    (old_pod,) = _server_pods(cluster, ns)
+    second = realmodels.next_commit(realmodels.build(engines.vllm().python))
+    hub.push(second)
+    with _Load(cluster, ns, "roll", realmodels.LLAMA) as load:
+        wait_until(lambda: len(load.ok) >= 3, 60, what="requests before the bump")
+        bumped = time.monotonic()
+        cluster.kubectl("patch", "llmd", "roll", "-n", ns, "--type", "merge", "-p",
+                        json.dumps({"spec": {"model": {"revision": second.sha}}}))
+
+        def rolled_over() -> bool:
+            pods = _server_pods(cluster, ns)
+            revisions = {p["metadata"]["annotations"].get("kubellm.io/revision") for p in pods}
+            ready = all(any(c["type"] == "Ready" and c["status"] == "True"
+                            for c in p["status"].get("conditions", [])) for p in pods)
+            return revisions == {second.sha} and ready and len(pods) == 1
+
+        wait_until(rolled_over, READY_TIMEOUT, interval=2, what="the rollover to the new revision")
+        switched = time.monotonic()
+        wait_until(lambda: sum(t > switched for t in load.ok) >= 3, 120,
+                   what="requests after the rollover")
+    assert not load.failed, f"{len(load.failed)} failed requests: {load.failed[:5]}"
+    assert sum(bumped < t < switched for t in load.ok) > 0, "no request during the rollover"
+    assert old_pod["metadata"]["name"] not in {p["metadata"]["name"]
+                                               for p in _server_pods(cluster, ns)}
+    # One download of the new revision: each of its files fetched once, by one succeeded Job.
+    fetched: dict[str, int] = {}
+    for method, path, _ in hub.requests:
+        if method == "GET" and path.startswith(f"/{realmodels.LLAMA}/resolve/{second.sha}/"):
+            name = path.split(f"/{second.sha}/", 1)[1].split("?")[0]
+            fetched[name] = fetched.get(name, 0) + 1
+    assert fetched.get("model.safetensors") == 1 and set(fetched.values()) == {1}, fetched
+    jobs = items(cluster, "jobs", ns, "-l", "app.kubernetes.io/component=model-download")
+    assert any(j["status"].get("succeeded") == 1 and second.sha[:12] in json.dumps(j["spec"])
+               for j in jobs), [j["metadata"]["name"] for j in jobs]
+    status = get_json(cluster, "llmd", "roll", "-n", ns)["status"]
+    assert status["resolvedRevision"] == second.sha, status
+    TIMINGS["rollover (bump -> new pod serving)"] = round(switched - bumped, 1)
+    print(f"rollover: {len(load.ok)} requests, {sum(bumped < t < switched for t in load.ok)} "
+          f"during the rollover, {len(load.failed)} failed")
