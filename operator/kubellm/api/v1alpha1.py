@@ -33,7 +33,6 @@ Quantization = Literal[
     "compressed-tensors",
     "mxfp4",
 ]
-Runtime = Literal["auto", "vllm", "tgi"]
 KvCacheDtype = Literal["auto", "fp8"]
 LicenseClass = Literal["permissive", "restrictive-community", "research-only", "unknown"]
 Openness = Literal["open-source", "open-weight", "unknown"]
@@ -58,6 +57,13 @@ class SecretKeyRef(_Model):
 
     name: str = Field(description="Name of the Secret.", min_length=1, max_length=253)
     key: str = Field(default="HF_TOKEN", description="Key in the Secret that holds the value.")
+
+
+def runtime_names() -> tuple[str, ...]:
+    """spec.runtime values: auto, then the runtimes of data/runtimes.yaml in its order."""
+    from kubellm.datafiles import load_mapping
+
+    return ("auto", *(str(n) for n in load_mapping("runtimes.yaml")["runtimes"]))
 
 
 def model_source_names() -> tuple[str, ...]:
@@ -419,9 +425,13 @@ class LLMDeploymentSpec(_Model):
             "unquantized); or an explicit method."
         ),
     )
-    runtime: Runtime = Field(
+    runtime: str = Field(
         default="auto",
-        description="Serving runtime: vllm, tgi, or auto (chosen by quantization and support).",
+        description=(
+            f"Serving runtime: {', '.join(runtime_names()[1:])}, or auto (chosen by "
+            "quantization and support)."
+        ),
+        json_schema_extra={"enum": list(runtime_names())},
     )
     replicas: int = Field(default=1, ge=0, le=1000, description="Serving replicas.")
     context: ContextSpec = Field(
@@ -507,6 +517,13 @@ class LLMDeploymentSpec(_Model):
     def _resources(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
         if value is not None:
             check_resources(value, "resources")
+        return value
+
+    @field_validator("runtime")
+    @classmethod
+    def _runtime(cls, value: str) -> str:
+        if value not in runtime_names():
+            raise ValueError(f"unknown runtime {value!r}: use one of {', '.join(runtime_names())}")
         return value
 
     @model_validator(mode="after")
@@ -614,7 +631,10 @@ class LLMDeploymentStatus(_Model):
     license: LicenseDecisionStatus | None = Field(default=None, description="Licence decision.")
     sizing: SizingStatus | None = Field(default=None, description="GPU sizing breakdown.")
     cache: CacheStatus | None = Field(default=None, description="The shared model cache in use.")
-    runtime: str | None = Field(default=None, description="Effective runtime (vllm or tgi).")
+    runtime: str | None = Field(
+        default=None,
+        description=f"Effective runtime ({' or '.join(runtime_names()[1:])}).",
+    )
     resolved_revision: str | None = Field(default=None, description="Commit sha being served.")
     endpoint: str | None = Field(
         default=None, description="In-cluster OpenAI-compatible base URL (…/v1)."

@@ -1,11 +1,16 @@
-"""Serving runtimes behind one interface: vLLM and TGI (pure).
+"""Serving runtimes behind one interface (pure): the registry.
+
+A runtime is an entry of ``data/runtimes.yaml`` (image, port, probes, capability table, drain,
+multi-node) plus one small module saying what differs (its arguments, env, multi-node
+commands), registered in ``RUNTIMES``; a test keeps the two in step. The API's ``spec.runtime``
+enum, the CRD, the chart and the docs are derived from the catalogue's names.
 
 ``get_runtime(name)`` returns a ``Runtime``; an unknown name is an UnsupportedError listing the
 known ones (no silent default). ``choose_runtime`` resolves ``spec.runtime: auto`` to the first
-runtime of ``AUTO_ORDER`` that serves the quantization: vLLM, which is actively developed and
-serves almost everything; TGI (maintenance mode upstream) only for what the pinned vLLM cannot
-serve (bitsandbytes, an out-of-tree plugin since vLLM 0.29). Either way the choice is checked
-against the quantization and the GPU, and a refusal lists what is supported.
+runtime of ``AUTO_ORDER`` (runtimes.yaml ``auto_order``: vLLM, actively developed and serving
+almost everything; TGI, maintenance mode upstream, for what the pinned vLLM cannot serve,
+bitsandbytes) that serves the quantization. Either way the choice is checked against the
+quantization and the GPU, and a refusal lists what is supported.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ from typing import TYPE_CHECKING
 
 from kubellm.errors import UnsupportedError
 from kubellm.runtimes.base import RenderContext, Runtime, endpoint_url
-from kubellm.runtimes.catalog import downloader_image
+from kubellm.runtimes.catalog import auto_order, downloader_image
 from kubellm.runtimes.tgi import TgiRuntime
 from kubellm.runtimes.vllm import VllmRuntime
 
@@ -23,8 +28,8 @@ if TYPE_CHECKING:
     from kubellm.sizing.types import GpuType, Quant
 
 RUNTIMES: dict[str, Runtime] = {r.name: r for r in (TgiRuntime(), VllmRuntime())}
-DEFAULT_RUNTIME = "vllm"
-AUTO_ORDER = ("vllm", "tgi")  # spec.runtime: auto takes the first that serves the quantization
+AUTO_ORDER = auto_order()  # spec.runtime: auto takes the first that serves the quantization
+DEFAULT_RUNTIME = AUTO_ORDER[0]
 
 __all__ = [
     "DEFAULT_RUNTIME",

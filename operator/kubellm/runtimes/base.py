@@ -65,6 +65,7 @@ from kubellm.runtimes.catalog import (
     endpoint_drain_seconds,
     runtime_info,
     runtime_infos,
+    runtimes_that,
     serves_on,
 )
 from kubellm.runtimes.catalog import startup_budget as _budget
@@ -177,11 +178,17 @@ class Runtime(ABC):
     """One serving runtime. Subclasses give ``name`` and the server's ``args`` / ``extra_env``."""
 
     name: str
-    multi_node: bool = False  # can one replica span several nodes (rendered as a LeaderWorkerSet)
+    #: The container of a multi-node replica's worker pods (``worker_command`` runs in it).
+    worker_container: str = "worker"
 
     @property
     def info(self) -> RuntimeInfo:
         return runtime_info(self.name)
+
+    @property
+    def multi_node(self) -> bool:
+        """Can one replica span several nodes (a LeaderWorkerSet; runtimes.yaml multi_node)."""
+        return self.info.multi_node is not None
 
     # --- support -----------------------------------------------------------------------------
 
@@ -248,17 +255,21 @@ class Runtime(ABC):
             raise DoesNotFitError(ctx.sizing.message or "the sizing found no GPU configuration")
         self.supports(ctx.quant, ctx.gpu)
         if ctx.nodes > 1 and not self.multi_node:
+            can = runtimes_that(lambda i: i.multi_node is not None, but=self.name)
+            how = "; ".join(f"{runtime_info(n).display_name} can ({runtime_info(n).multi_node})"
+                            for n in can)
             raise UnsupportedError(
                 f"spec.runtime: runtime {self.name} cannot run one replica across several nodes, "
                 f"and the sizing needs {ctx.nodes} nodes x {ctx.gpus_per_pod} GPUs (tp {ctx.tp} "
-                f"x pp {ctx.pp}). vLLM can (a LeaderWorkerSet with Ray). Fix: set spec.runtime "
-                f"to vllm or auto, or a GPU type with more memory in spec.gpu.type."
+                f"x pp {ctx.pp}). {how}. Fix: set spec.runtime to {' or '.join([*can, 'auto'])}, "
+                f"or a GPU type with more memory in spec.gpu.type."
             )
         if self.info.no_pipeline_parallel and ctx.pp > 1:
+            can = runtimes_that(lambda i: not i.no_pipeline_parallel, but=self.name)
             raise UnsupportedError(
                 f"spec.runtime: runtime {self.name} has no pipeline parallelism but the sizing "
-                f"chose {ctx.pp} stages x {ctx.tp} GPUs. Fix: set spec.runtime to vllm or auto, "
-                f"or a GPU type with more memory in spec.gpu.type."
+                f"chose {ctx.pp} stages x {ctx.tp} GPUs. Fix: set spec.runtime to "
+                f"{' or '.join([*can, 'auto'])}, or a GPU type with more memory in spec.gpu.type."
             )
 
     # --- what differs per runtime ------------------------------------------------------------
@@ -270,6 +281,15 @@ class Runtime(ABC):
     def extra_env(self, ctx: RenderContext) -> dict[str, Any]:
         """Runtime-specific environment beyond the common one."""
         return {}
+
+    def leader_command(self, ctx: RenderContext, server: list[str]) -> dict[str, list[str]]:
+        """``command``/``args`` of the leader pod of a replica spanning ``ctx.nodes`` nodes;
+        ``server`` is the single-node command line. Only runtimes with ``multi_node``."""
+        raise NotImplementedError(f"{self.name} has no multi-node leader")
+
+    def worker_command(self, ctx: RenderContext, server: list[str]) -> dict[str, list[str]]:
+        """``command``/``args`` of the other pods of that replica (no probes, no port)."""
+        raise NotImplementedError(f"{self.name} has no multi-node worker")
 
     # --- shared rendering --------------------------------------------------------------------
 
@@ -492,11 +512,14 @@ class Runtime(ABC):
         return {"type": "RollingUpdate", "rollingUpdate": rolling}
 
     def render(self, ctx: RenderContext) -> list[dict[str, Any]]:
-        """[Deployment, Service] for ``ctx`` (no ownerReferences: see naming.owner_reference).
-
-        A replica that spans several nodes is refused here (``check``) unless the runtime
-        overrides ``render`` for it (vLLM: a LeaderWorkerSet).
+        """[Deployment, Service] for ``ctx`` (no ownerReferences: see naming.owner_reference),
+        or [LeaderWorkerSet, Service] when a replica spans several nodes (refused by ``check``
+        unless the runtime has ``multi_node``: ``leader_command``/``worker_command``).
         """
+        if ctx.nodes > 1:
+            from kubellm.runtimes import lws
+
+            return lws.render(self, ctx)
         name = serving_name(ctx.name)
         replicas = ctx.spec.replicas if ctx.replicas is None else ctx.replicas
         template = self.pod_template(ctx)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from functools import cache, lru_cache
 from typing import Any
@@ -109,6 +110,7 @@ class Drain:
 @dataclass(frozen=True)
 class RuntimeInfo:
     name: str
+    display_name: str  # "vLLM", for messages
     image: str
     image_source: str
     port: int
@@ -121,6 +123,8 @@ class RuntimeInfo:
     quantizations: dict[str, QuantSupport]
     termination_grace_seconds: int
     drain: Drain
+    #: How one replica spans several nodes (a LeaderWorkerSet ...), for messages; None: it cannot.
+    multi_node: str | None = None
     command: tuple[str, ...] = ()  # empty: the image's ENTRYPOINT runs, kubellm renders args only
     entrypoint: tuple[str, ...] = ()  # the image's ENTRYPOINT, when kubellm relies on it
     memory_fraction: MemoryFraction = MemoryFraction()
@@ -173,6 +177,8 @@ def _runtime(name: str, raw: dict[str, Any]) -> RuntimeInfo:
     download = raw.get("hub_download")
     return RuntimeInfo(
         name=name,
+        display_name=str(raw["display_name"]),
+        multi_node=str(raw["multi_node"]) if raw.get("multi_node") else None,
         image=str(raw["image"]),
         image_source=" ".join(str(raw.get("image_source", "")).split()),
         command=tuple(str(c) for c in raw.get("command") or ()),
@@ -279,6 +285,16 @@ def runtime_infos() -> dict[str, RuntimeInfo]:
 
 def runtime_info(name: str) -> RuntimeInfo:
     return runtime_infos()[name]
+
+
+def auto_order() -> tuple[str, ...]:
+    """The runtimes ``spec.runtime: auto`` tries, in order (runtimes.yaml ``auto_order``)."""
+    return tuple(str(n) for n in _raw()["auto_order"])
+
+
+def runtimes_that(pred: Callable[[RuntimeInfo], bool], *, but: str) -> list[str]:
+    """Names of the runtimes other than ``but`` for which ``pred`` holds (for a refusal's fix)."""
+    return [n for n, info in runtime_infos().items() if n != but and pred(info)]
 
 
 @cache

@@ -4,8 +4,9 @@ The licence decision covers one model at one revision from the source the operat
 pod must not load anything else whatever the LLMDeployment says. ``check_overrides`` refuses, with
 a ``NotPermitted`` condition naming the field and the fix:
 
-- **args** that are not an option of the pinned engine (facts: ``data/vllm-serve.yaml`` from
-  vLLM's own parser, ``data/tgi-launcher.yaml`` from the launcher's source), not written with
+- **args** that are not an option of the pinned engine (facts: ``data/vllm-serve.yaml`` and
+  ``data/sglang-server.yaml`` from the engines' own parsers, ``data/tgi-launcher.yaml`` from the
+  launcher's source; overrides.yaml ``flags_format`` says which kind), not written with
   their exact long name (argparse would take ``--revis`` for ``--revision``, ``-tp`` for
   ``--tensor-parallel-size``), that kubellm owns (rendered from a spec field) or that select a
   model, weights, tokenizer, source, code or the listening address (``data/overrides.yaml``);
@@ -31,6 +32,7 @@ from typing import Any, Literal
 from kubellm.datafiles import load_mapping
 from kubellm.errors import SpecError
 from kubellm.reasons import Reason
+from kubellm.runtimes.catalog import runtime_info
 
 Arity = Literal["switch", "value", "list"]
 _SPLIT = re.compile(r"[\s*?\[\]{}'\"\\`]|\$\(|\$\{|^~")
@@ -61,22 +63,29 @@ class RuntimePolicy:
     defaults: frozenset[str]  # rendered by kubellm unless spec.args sets them
     underscores: bool  # '_' and '-' are the same in flag names (vLLM's FlexibleArgumentParser)
     word_split: bool  # arguments pass through an unquoted shell $@
+    no_repeats: bool  # a flag given twice is refused (clap), unless it is repeatable
     env_prefixes: dict[str, str]
     env_refused: dict[str, str]
     env_allowed: frozenset[str]
 
 
-def _vllm_flags(data: dict[str, Any]) -> dict[str, Flag]:
+def _argparse_flags(data: dict[str, Any]) -> dict[str, Flag]:
+    """An argparse parser's flags (vllm-serve.yaml, sglang-server.yaml): each long name, its
+    long aliases (SGLang's ``--model`` for ``--model-path``) and ``--no-`` negation."""
     out: dict[str, Flag] = {}
     for name, entry in data["flags"].items():
         flag = Flag(name, entry["value"])
         out[name] = flag
+        for alias in entry.get("aliases", ()):
+            if alias.startswith("--"):
+                out[alias] = flag
         if entry.get("negation"):
             out[entry["negation"]] = Flag(entry["negation"], "switch")
     return out
 
 
-def _tgi_flags(data: dict[str, Any]) -> dict[str, Flag]:
+def _clap_flags(data: dict[str, Any]) -> dict[str, Flag]:
+    """The TGI launcher's clap flags (tgi-launcher.yaml), each with the env var it reads."""
     return {
         name: Flag(name, "switch" if entry["value"] == "switch" else "value",
                    repeatable=bool(entry.get("repeatable")), env=entry.get("env"))
@@ -84,10 +93,14 @@ def _tgi_flags(data: dict[str, Any]) -> dict[str, Flag]:
     }
 
 
+_FORMATS = {"argparse": _argparse_flags, "clap": _clap_flags}
+
+
 def _engine_name(runtime: str, data: dict[str, Any]) -> str:
-    if runtime == "vllm":
-        return f"vLLM {data['version']}"
-    return f"TGI {str(data['source']).split('@', 1)[-1].split()[0]}"
+    """``vLLM 0.32.0``: the catalogue's display name and the facts file's version (or the tag
+    of its ``source``, ``owner/repo@v3.3.7 path``)."""
+    version = data.get("version") or str(data["source"]).split("@", 1)[-1].split()[0]
+    return f"{runtime_info(runtime).display_name} {version}"
 
 
 @cache
@@ -97,7 +110,8 @@ def policy(runtime: str) -> RuntimePolicy:
     common = data["common"]["env"]
     entry = data["runtimes"][runtime]
     facts = load_mapping(entry["flags"])
-    flags = _vllm_flags(facts) if runtime == "vllm" else _tgi_flags(facts)
+    clap = entry["flags_format"] == "clap"
+    flags = _FORMATS[entry["flags_format"]](facts)
     owned = {str(k): str(v) for k, v in entry.get("owned", {}).items()}
     refused = {str(k): str(v) for k, v in entry.get("refused", {}).items()}
     env = entry.get("env", {})
@@ -112,8 +126,9 @@ def policy(runtime: str) -> RuntimePolicy:
         owned=owned,
         refused=refused,
         defaults=frozenset(entry.get("defaults", [])),
-        underscores=runtime == "vllm",
+        underscores=bool(entry.get("underscores")),
         word_split=bool(entry.get("word_split")),
+        no_repeats=clap,
         env_prefixes={**common.get("refused_prefixes", {}), **env.get("refused_prefixes", {})},
         env_refused={str(k): str(v) for k, v in env_refused.items()},
         env_allowed=frozenset(env.get("allowed", [])),
@@ -161,13 +176,13 @@ def check_args(runtime: str, args: Sequence[str]) -> list[str]:
             raise _refuse(i, f"{name} is not an option of {pol.engine} (the pinned image); "
                              "kubellm takes exact long names only",
                           f"check the spelling against {pol.engine}'s --help")
-        if name in pol.owned:
-            raise _refuse(i, f"{name} is set by kubellm", pol.owned[name])
-        if name in pol.refused:
-            raise _refuse(i, f"{name} is not permitted: {pol.refused[name]}",
+        if flag.name in pol.owned:
+            raise _refuse(i, f"{name} is set by kubellm", pol.owned[flag.name])
+        if flag.name in pol.refused:
+            raise _refuse(i, f"{name} is not permitted: {pol.refused[flag.name]}",
                           "remove it; kubellm serves exactly the model, revision and source "
                           "the licence decision covered")
-        if not flag.repeatable and name in seen and pol.runtime == "tgi":
+        if not flag.repeatable and name in seen and pol.no_repeats:
             raise _refuse(i, f"{name} is given twice ({pol.engine} refuses a second occurrence)",
                           "keep one")
         seen.append(name)

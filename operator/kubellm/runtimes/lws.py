@@ -6,13 +6,14 @@ replica and no node has that many, so it would stay Pending forever. A LeaderWor
 (``leaderworkerset.x-k8s.io/v1``, kubernetes-sigs/lws) creates, per replica, a group of ``size``
 pods scheduled and restarted together:
 
-- the leader pod (worker index 0) starts the Ray head, waits until ``$LWS_GROUP_SIZE`` Ray nodes
-  joined, then runs the server with ``--distributed-executor-backend ray``; it keeps the server's
-  port, probes (sized for the model), cache mount, offline environment and GPU placement;
-- each worker pod joins the leader's Ray cluster (``$LWS_LEADER_ADDRESS``, set by the LWS
-  controller) and blocks; same GPUs per pod, placement, cache mount and environment, no probes;
-- ``RecreateGroupOnPodRestart``: a Ray cluster does not survive losing a member, so any restart
-  recreates the whole group;
+- the leader pod (worker index 0) runs the runtime's ``leader_command`` (vLLM: the Ray head,
+  then the server with ``--distributed-executor-backend ray``); it keeps the server's port,
+  probes (sized for the model), cache mount, offline environment and GPU placement;
+- each worker pod runs the runtime's ``worker_command`` (vLLM: join the leader's Ray cluster at
+  ``$LWS_LEADER_ADDRESS``, set by the LWS controller, and block) in its ``worker_container``;
+  same GPUs per pod, placement, cache mount and environment, no port, no probes;
+- ``RecreateGroupOnPodRestart``: a distributed group (a Ray cluster, a torch.distributed world)
+  does not survive losing a member, so any restart recreates the whole group;
 - the Service selects only leader pods (``leaderworkerset.sigs.k8s.io/worker-index: "0"``).
 
 The rollout mirrors the Deployment's (``Runtime.strategy``): one replica surges, several replace
@@ -22,7 +23,6 @@ one group at a time inside the GPUs already held.
 from __future__ import annotations
 
 import copy
-import shlex
 from typing import TYPE_CHECKING, Any
 
 from kubellm.naming import (
@@ -41,9 +41,6 @@ API_VERSION = "leaderworkerset.x-k8s.io/v1"
 KIND = "LeaderWorkerSet"
 LABEL_WORKER_INDEX = "leaderworkerset.sigs.k8s.io/worker-index"
 RESTART_POLICY = "RecreateGroupOnPodRestart"
-RAY_PORT = 6379  # `ray start --head` default GCS port
-RAY_WAIT_SECONDS = 5
-WORKER_CONTAINER = "ray-worker"
 
 
 def leader_selector(llmd_name: str) -> dict[str, str]:
@@ -51,29 +48,11 @@ def leader_selector(llmd_name: str) -> dict[str, str]:
     return dict(sorted({**selector_labels(llmd_name), LABEL_WORKER_INDEX: "0"}.items()))
 
 
-def leader_script(server_command: list[str]) -> str:
-    """Shell for the leader: Ray head, wait for the whole group, then exec the server."""
-    return (
-        f"ray start --head --port={RAY_PORT} && "
-        f'until [ "$(ray status 2>/dev/null | grep -c node_)" -ge "$LWS_GROUP_SIZE" ]; '
-        f"do echo waiting for $LWS_GROUP_SIZE Ray nodes; sleep {RAY_WAIT_SECONDS}; done && "
-        f"exec {shlex.join(server_command)}"
-    )
-
-
-def worker_script() -> str:
-    """Shell for a worker: join the leader's Ray cluster and block."""
-    return f"exec ray start --address=$LWS_LEADER_ADDRESS:{RAY_PORT} --block"
-
-
 def render(runtime: Runtime, ctx: RenderContext) -> list[dict[str, Any]]:
     """[LeaderWorkerSet, Service] for a replica spanning ``ctx.nodes`` nodes."""
     server = runtime.container(ctx)  # also runs runtime.check(ctx)
-    leader_container = {
-        **server,
-        "command": ["/bin/sh", "-c"],
-        "args": [leader_script([*runtime.info.command, *server["args"]])],
-    }
+    command = [*runtime.info.command, *server["args"]]
+    leader_container = {**server, **runtime.leader_command(ctx, command)}
     # same image, environment, GPUs and mounts as the server; no port, no probes (no server)
     worker_container = {
         key: copy.deepcopy(value)
@@ -81,7 +60,7 @@ def render(runtime: Runtime, ctx: RenderContext) -> list[dict[str, Any]]:
         if key not in ("ports", "livenessProbe", "readinessProbe", "startupProbe")
     }
     worker_container.update(
-        {"name": WORKER_CONTAINER, "command": ["/bin/sh", "-c"], "args": [worker_script()]}
+        {"name": runtime.worker_container, **runtime.worker_command(ctx, command)}
     )
     leader = runtime.pod_template(ctx, leader_container)
     worker = runtime.pod_template(ctx, worker_container, scrape=False)

@@ -21,22 +21,34 @@
 
 from __future__ import annotations
 
+import shlex
 from typing import Any
 
 from kubellm.errors import UnsupportedError
-from kubellm.runtimes import lws
 from kubellm.runtimes.base import RenderContext, Runtime, flag_args
+
+RAY_PORT = 6379  # `ray start --head` default GCS port
+RAY_WAIT_SECONDS = 5
 
 
 class VllmRuntime(Runtime):
     name = "vllm"
-    multi_node = True
+    worker_container = "ray-worker"
 
-    def render(self, ctx: RenderContext) -> list[dict[str, Any]]:
-        """[Deployment, Service], or [LeaderWorkerSet, Service] when a replica spans nodes."""
-        if ctx.nodes > 1:
-            return lws.render(self, ctx)
-        return super().render(ctx)
+    def leader_command(self, ctx: RenderContext, server: list[str]) -> dict[str, list[str]]:
+        """Ray head, wait for the whole group (``$LWS_GROUP_SIZE`` Ray nodes), exec the server."""
+        script = (
+            f"ray start --head --port={RAY_PORT} && "
+            f'until [ "$(ray status 2>/dev/null | grep -c node_)" -ge "$LWS_GROUP_SIZE" ]; '
+            f"do echo waiting for $LWS_GROUP_SIZE Ray nodes; sleep {RAY_WAIT_SECONDS}; done && "
+            f"exec {shlex.join(server)}"
+        )
+        return {"command": ["/bin/sh", "-c"], "args": [script]}
+
+    def worker_command(self, ctx: RenderContext, server: list[str]) -> dict[str, list[str]]:
+        """Join the leader's Ray cluster and block."""
+        script = f"exec ray start --address=$LWS_LEADER_ADDRESS:{RAY_PORT} --block"
+        return {"command": ["/bin/sh", "-c"], "args": [script]}
 
     def check(self, ctx: RenderContext) -> None:
         super().check(ctx)

@@ -36,7 +36,7 @@ from kubellm.api.v1alpha1 import LLMDeploymentSpec
 from kubellm.errors import SpecError
 from kubellm.facts import Architecture, ModelFacts
 from kubellm.reasons import Reason
-from kubellm.runtimes.catalog import memory_multiplier, runtime_info
+from kubellm.runtimes.catalog import auto_order, memory_multiplier, runtime_info, runtime_infos
 from kubellm.sizing import memory as mem
 from kubellm.sizing.catalog import gpu_supports, is_mig, known_gpu_names, lookup_gpu
 from kubellm.sizing.quant import describe, resolve_quant, weight_bytes
@@ -160,7 +160,7 @@ def _options(
         tps = [1]
     if not tps:
         return []
-    pp_ok = runtime != "tgi" and not pool.mig
+    pp_ok = not runtime_info(runtime).no_pipeline_parallel and not pool.mig
     capacity = sum(pool.pool.gpus_per_node for _ in range(pool.pool.nodes))
     layers = arch.num_hidden_layers if arch and arch.num_hidden_layers else 10**6
     if count is not None:
@@ -315,9 +315,10 @@ def size(
     Never raises for does-not-fit (``fits=False`` with the numbers in ``message``); raises
     SpecError for invalid input.
     """
-    runtime = "vllm" if runtime == "auto" else runtime
-    if runtime not in ("vllm", "tgi"):
-        raise SpecError("spec.runtime", f"unknown runtime {runtime!r}", "use vllm, tgi or auto")
+    runtime = auto_order()[0] if runtime == "auto" else runtime
+    if runtime not in runtime_infos():
+        raise SpecError("spec.runtime", f"unknown runtime {runtime!r}",
+                        f"use {', '.join(runtime_infos())} or auto")
     quant = resolve_quant(spec, facts)
     total = weight_bytes(facts, spec, quant)
     arch = facts.architecture
