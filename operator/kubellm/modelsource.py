@@ -128,6 +128,10 @@ class ModelSource(Protocol):
                 timeout: float) -> ModelFacts:
         """The model's facts from the hub (errors raised as the client raises them)."""
 
+    def card(self, repo: str, token: str | None,
+             timeout: float) -> tuple[dict[str, Any], list[str]]:
+        """(card metadata, tags) of a base model at its default revision (licence inheritance)."""
+
     def translate(self, exc: BaseException, repo: str, revision: str) -> KubellmError | None:
         """A client exception as kubellm's error (None: not the client's, re-raise it)."""
 

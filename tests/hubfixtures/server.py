@@ -289,31 +289,37 @@ class _Handler(BaseHTTPRequestHandler):
                    "Content-Type": "application/octet-stream"}
         if f.is_lfs:
             headers["X-Linked-Size"] = str(f.size)
-        start, end, status = 0, f.size, 200
-        rng = self.headers.get("Range")
-        if rng and rng.startswith("bytes=") and not head:
-            a, _, b = rng[6:].partition("-")
-            start = int(a or 0)
-            end = min(int(b) + 1, f.size) if b else f.size
-            status = 206
-            headers["Content-Range"] = f"bytes {start}-{max(end - 1, start)}/{f.size}"
-        if head:
-            self._send(200, b"", headers, head=True, length=f.size)
-            return
-        self.send_response(status)
-        for k, v in headers.items():
-            self.send_header(k, v)
-        self.send_header("Content-Length", str(end - start))
-        self.end_headers()
-        chunk = 1 << 20
-        pos = start
-        try:
-            while pos < end:
-                nxt = min(pos + chunk, end)
-                self.wfile.write(f.read(pos, nxt))
-                pos = nxt
-        except (BrokenPipeError, ConnectionResetError):
-            self.close_connection = True
+        write_file(self, f, headers, head=head)
+
+
+def write_file(handler: BaseHTTPRequestHandler, f: FakeFile, headers: dict[str, str], *,
+               head: bool) -> None:
+    """Answer with ``f``'s bytes (a ``Range: bytes=a-b`` request gets 206 and that part), in
+    1 MiB chunks; a client that hangs up mid-way is not an error. Shared by the fixture hubs."""
+    start, end, status = 0, f.size, 200
+    rng = handler.headers.get("Range")
+    if rng and rng.startswith("bytes=") and not head:
+        a, _, b = rng[6:].partition("-")
+        start = int(a or 0)
+        end = min(int(b) + 1, f.size) if b else f.size
+        status = 206
+        headers = {**headers, "Content-Range": f"bytes {start}-{max(end - 1, start)}/{f.size}"}
+    handler.send_response(200 if head else status)
+    for k, v in headers.items():
+        handler.send_header(k, v)
+    handler.send_header("Content-Length", str(f.size if head else end - start))
+    handler.end_headers()
+    if head:
+        return
+    chunk = 1 << 20
+    pos = start
+    try:
+        while pos < end:
+            nxt = min(pos + chunk, end)
+            handler.wfile.write(f.read(pos, nxt))
+            pos = nxt
+    except (BrokenPipeError, ConnectionResetError):
+        handler.close_connection = True
 
 
 def main(argv: list[str] | None = None) -> int:

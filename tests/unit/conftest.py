@@ -34,6 +34,7 @@ MODULE_MARKS: dict[str, str] = {
     "test_image": "tools",
     "test_leader_run": "tools",
     "test_modelinfo": "tools",
+    "test_modelscope::test_kubellm_download_cli": "tools",
     "test_plan_cli": "tools",
     "test_readme_commands": "tools",
     "test_sandbox_install": "tools",

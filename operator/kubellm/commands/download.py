@@ -1,6 +1,7 @@
 """``kubellm download``: fill the shared model cache (what the operator's download Job runs).
 
-Downloads one repo revision into the Hugging Face cache layout under --cache-dir with per-request
+Downloads one repo revision into the source's cache layout (Hugging Face: the HF cache;
+ModelScope: models/<owner>--<name>/snapshots/<revision>) under --cache-dir with per-request
 timeouts, bounded retries and resumption, and writes a completion marker only after success.
 Exit codes: 0 done (or already complete), 2 not found / gated without a usable token / bad input,
 1 Hub unavailable after the retries. The logic lives in ``kubellm.modelinfo.download``.
@@ -14,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from kubellm.errors import SpecError
+from kubellm.modelsource import DEFAULT_SOURCE, layout, source_names
 
 EPILOG = """\
 examples:
@@ -22,7 +24,11 @@ examples:
       --include '*.json' --include '*.safetensors'
   HF_TOKEN=hf_... kubellm download --repo meta-llama/Llama-3.1-8B-Instruct --revision main
 
-environment: HF_ENDPOINT (mirror), HF_TOKEN (gated repos), HF_HUB_CACHE (default cache dir).
+  MODELSCOPE_ENDPOINT=http://mirror:8000 kubellm download --source modelscope \
+      --repo Qwen/Qwen2.5-0.5B-Instruct --revision master --cache-dir /models
+
+environment: HF_ENDPOINT (mirror), HF_TOKEN (gated repos), HF_HUB_CACHE (default cache dir);
+ModelScope: MODELSCOPE_ENDPOINT, MODELSCOPE_API_TOKEN (--cache-dir is required).
 """
 
 
@@ -35,7 +41,11 @@ def register(sub: Any) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--repo", required=True, help="Hub repo id, e.g. Qwen/Qwen2.5-7B-Instruct")
-    p.add_argument("--revision", default="main", help="40-hex commit sha (recommended) or branch")
+    p.add_argument("--source", default=DEFAULT_SOURCE, choices=source_names(),
+                   help="the hub to download from (spec.model.source; default huggingface)")
+    p.add_argument("--revision", default=None,
+                   help="40-hex commit sha (recommended) or branch (default: the source's "
+                        "default branch, main or master)")
     p.add_argument(
         "--include",
         action="append",
@@ -95,7 +105,8 @@ def run(args: argparse.Namespace) -> int:
             raise SpecError(
                 "--token-file", f"{args.token_file} is empty", "put the Hub token in the Secret key"
             )
-    token = token or os.environ.get("HF_TOKEN") or None
+    source = layout(args.source)
+    token = token or os.environ.get(source.token_env) or None
     if args.retries < 0 or args.timeout <= 0:
         raise SpecError("--retries/--timeout", "must be >= 0 and > 0")
 
@@ -104,7 +115,8 @@ def run(args: argparse.Namespace) -> int:
     download(
         DownloadRequest(
             repo=args.repo,
-            revision=args.revision,
+            revision=args.revision or source.default_revision,
+            source=source.name,
             include=tuple(args.include),
             cache_dir=args.cache_dir,
             token=token,

@@ -1,5 +1,8 @@
 """The cache loader the download Job runs: ``snapshot_download`` into an HF cache, bounded.
 
+``download`` picks the request's source adapter (``modelinfo.registry``); this module is also the
+Hugging Face one (``hf_download``) and holds the completion marker every source writes.
+
 - Layout: the standard HF cache under ``cache_dir`` (``HF_HUB_CACHE``), so vLLM/TGI pods read it
   with ``HF_HUB_OFFLINE=1`` and the operator's offline resolver sees the same files. A finished
   cache gets ``refs/<branch>`` when a branch was asked for and loses huggingface_hub's whole-repo
@@ -32,6 +35,7 @@ from typing import Any
 
 from kubellm.errors import HubUnavailableError, KubellmError, SpecError
 from kubellm.modelinfo import _hub
+from kubellm.modelsource import layout
 
 MARKER_DIR = ".kubellm"
 
@@ -40,6 +44,7 @@ MARKER_DIR = ".kubellm"
 class DownloadRequest:
     repo: str
     revision: str = "main"
+    source: str = "huggingface"  # spec.model.source (kubellm.modelsource)
     include: tuple[str, ...] = ()  # fnmatch allow patterns; empty = every file
     cache_dir: Path | None = None  # default HF_HUB_CACHE
     token: str | None = None  # default HF_TOKEN
@@ -131,7 +136,7 @@ class _Progress:
             self._thread.join()
 
 
-def _read_marker(path: Path) -> dict[str, Any] | None:
+def read_marker(path: Path) -> dict[str, Any] | None:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
@@ -139,10 +144,11 @@ def _read_marker(path: Path) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
-def _complete(cache_dir: Path, data: dict[str, Any]) -> Path | None:
-    """The snapshot dir when every file listed in a marker is present with its size."""
+def complete_snapshot(cache_dir: Path, data: dict[str, Any]) -> Path | None:
+    """The snapshot dir when every file listed in a marker is present with its size (in the
+    layout of the marker's ``source``, Hugging Face when it names none)."""
     repo, sha = str(data["repo"]), str(data["sha"])
-    snap = cache_dir / f"models--{repo.replace('/', '--')}" / "snapshots" / sha
+    snap = Path(layout(data.get("source")).snapshot_path(str(cache_dir), repo, sha))
     for f in data.get("files", []):
         p = snap / f["path"]
         if not p.is_file() or p.stat().st_size != f["size"]:
@@ -183,7 +189,23 @@ def _snapshot_files(snap: Path) -> tuple[tuple[str, int], ...]:
 
 def download(req: DownloadRequest, *, log: Callable[[str], None] = print,
              sleep: Callable[[float], None] = time.sleep) -> DownloadResult:
-    """Download ``req.repo@req.revision`` into the cache; raise a KubellmError on failure."""
+    """Download ``req.repo@req.revision`` from ``req.source`` into the cache (the source's
+    adapter, ``modelinfo.registry``); raise a KubellmError on failure."""
+    from kubellm.modelinfo.registry import model_source
+
+    result: DownloadResult = model_source(req.source).download(req, log=log, sleep=sleep)
+    return result
+
+
+def write_marker(mpath: Path, body: dict[str, Any]) -> None:
+    """The completion marker, written atomically (the last step of a finished download)."""
+    mpath.parent.mkdir(parents=True, exist_ok=True)
+    _write_atomic(mpath, json.dumps(body, indent=2, sort_keys=True) + "\n")
+
+
+def hf_download(req: DownloadRequest, *, log: Callable[[str], None] = print,
+                sleep: Callable[[float], None] = time.sleep) -> DownloadResult:
+    """The Hugging Face download (``huggingface_hub.snapshot_download``, see the module doc)."""
     prepare_environment(req.timeout)
     cache_dir = Path(req.cache_dir) if req.cache_dir else _hub.cache_dir()
     token = req.token or _hub.default_token()
@@ -191,9 +213,9 @@ def download(req: DownloadRequest, *, log: Callable[[str], None] = print,
 
     if sha_given:
         mpath = marker_path(cache_dir, req.marker or marker_name(req.repo, req.revision))
-        data = _read_marker(mpath)
+        data = read_marker(mpath)
         if data and data.get("sha") == req.revision and data.get("include") == list(req.include):
-            done = _complete(cache_dir, data)
+            done = complete_snapshot(cache_dir, data)
             if done is not None:
                 # a cache finished by an older kubellm may still hold the whole tree listing
                 finish_layout(done.parent.parent, req.revision, req.revision)
@@ -262,12 +284,11 @@ def download(req: DownloadRequest, *, log: Callable[[str], None] = print,
     wanted = {f.filename for f in plan}
     files = tuple(f for f in files if f[0] in wanted)
     mpath = marker_path(cache_dir, req.marker or marker_name(req.repo, sha))
-    mpath.parent.mkdir(parents=True, exist_ok=True)
     body = {"repo": req.repo, "revision": req.revision, "sha": sha, "include": list(req.include),
             "files": [{"path": p, "size": s} for p, s in files]}
     storage = cache_dir / f"models--{req.repo.replace('/', '--')}"
     finish_layout(storage, req.revision, sha)
-    _write_atomic(mpath, json.dumps(body, indent=2, sort_keys=True) + "\n")
+    write_marker(mpath, body)
     log(f"{req.repo}@{sha}: complete, {len(files)} files, "
         f"{sum(s for _, s in files) / 2**30:.2f} GiB in {snap}; marker {mpath}")
     return DownloadResult(req.repo, sha, snap, files, mpath, skipped=False)

@@ -1,9 +1,12 @@
 """``resolve()`` and ``FactsResolver``: a model's facts from the Hub, the HF cache or the spec.
 
-Order: offline mode (``HF_HUB_OFFLINE=1``) reads the cache only; otherwise the Hub, falling back
-to the cache when the Hub is unavailable. Then the ``base_model`` chain is followed (each base's
-licence; an unresolvable base stays ``resolved=False`` and never fails the resolve), then declared
-``spec.model`` facts fill the gaps and are listed in ``facts.declared``.
+The source is ``spec.model.source`` (``declared.source``; Hugging Face without a spec): another
+source is read online through its adapter (``modelinfo.registry``), with the same error kinds.
+Hugging Face: offline mode (``HF_HUB_OFFLINE=1``) reads the cache only; otherwise the Hub,
+falling back to the cache when the Hub is unavailable. Then the ``base_model`` chain is followed
+(each base's licence; an unresolvable base stays ``resolved=False`` and never fails the
+resolve), then declared ``spec.model`` facts fill the gaps and are listed in
+``facts.declared``.
 
 Errors: ModelNotFoundError (no repo/revision; or offline cache miss with nothing declared),
 GatedModelError (gated, no usable token), HubUnavailableError (Hub unreachable, nothing cached).
@@ -25,13 +28,16 @@ from kubellm.api.v1alpha1 import ModelSpec, parse_parameters
 from kubellm.errors import HubUnavailableError, KubellmError, ModelNotFoundError
 from kubellm.facts import BaseModelRef, ModelFacts
 from kubellm.modelinfo import _hub, parse, sources
+from kubellm.modelinfo.registry import model_source
+from kubellm.modelsource import DEFAULT_SOURCE
 
 DEFAULT_TIMEOUT = 10.0  # seconds per Hub request
 DEFAULT_TTL = 300.0  # seconds a branch/tag resolution is reused
 MAX_BASE_DEPTH = 4
 MAX_BASES = 16
 
-_Key = tuple[str, str, str | None, bool, str | None]  # repo, revision, file, follow, token
+# source, repo, revision, file, follow, token
+_Key = tuple[str, str, str, str | None, bool, str | None]
 
 
 class FactsResolver:
@@ -62,7 +68,7 @@ class FactsResolver:
         # The token is part of the key: a gated repo resolved with one token must not answer
         # a caller without one (that caller must get facts with access_error).
         fingerprint = hashlib.sha256(token.encode()).hexdigest()[:16] if token else None
-        key = (repo, revision, gguf_file, follow_base, fingerprint)
+        key = (_source_of(declared), repo, revision, gguf_file, follow_base, fingerprint)
         now = self._clock()
         with self._lock:
             entry = self._entries.get(key)
@@ -79,12 +85,12 @@ class FactsResolver:
                   follow_base: bool) -> ModelFacts:
         out = apply_declared(facts, declared)
         if follow_base and "base_models" in out.declared and not facts.base_models:
-            out = dataclasses.replace(out, base_models=self._chain(out, token))
+            out = dataclasses.replace(out, base_models=self._chain(out, token, declared))
         return out
 
     def invalidate(self, repo: str | None = None) -> None:
         with self._lock:
-            for key in [k for k in self._entries if repo is None or k[0] == repo]:
+            for key in [k for k in self._entries if repo is None or k[1] == repo]:
                 del self._entries[key]
 
     # -- internals
@@ -94,11 +100,24 @@ class FactsResolver:
         self.hub_calls += 1
         facts = self._one(repo, revision, token, gguf_file, declared)
         if follow_base and facts.base_models:
-            facts = dataclasses.replace(facts, base_models=self._chain(facts, token))
+            facts = dataclasses.replace(facts, base_models=self._chain(facts, token, declared))
         return facts
 
     def _one(self, repo: str, revision: str, token: str | None, gguf_file: str | None,
              declared: ModelSpec | None) -> ModelFacts:
+        name = _source_of(declared)
+        if name != DEFAULT_SOURCE:  # another hub: online only, through its adapter
+            src = model_source(name)
+            try:
+                return src.resolve(repo, revision, token=token, gguf_file=gguf_file,
+                                   timeout=self.timeout)
+            except KubellmError:
+                raise
+            except Exception as exc:
+                mapped = src.translate(exc, repo, revision)
+                if mapped is None:
+                    raise
+                raise mapped from exc
         if _hub.is_offline():
             cached = sources.from_cache(repo, revision, gguf_file=gguf_file, cache=self.cache_dir)
             if cached is not None:
@@ -128,7 +147,8 @@ class FactsResolver:
                     return cached
             raise mapped from exc
 
-    def _chain(self, facts: ModelFacts, token: str | None) -> tuple[BaseModelRef, ...]:
+    def _chain(self, facts: ModelFacts, token: str | None,
+               declared: ModelSpec | None) -> tuple[BaseModelRef, ...]:
         """Breadth-first walk of base_model links, each with its licence when resolvable."""
         out: list[BaseModelRef] = []
         seen = {facts.repo}
@@ -138,7 +158,7 @@ class FactsResolver:
             if ref.repo in seen:
                 continue
             seen.add(ref.repo)
-            card = self._base_card(ref.repo, token)
+            card = self._base_card(ref.repo, token, _source_of(declared))
             if card is None:
                 out.append(dataclasses.replace(ref, resolved=False))
                 continue
@@ -151,16 +171,19 @@ class FactsResolver:
                 frontier += [(BaseModelRef(repo=r, relation=rel), depth + 1) for r, rel in pairs]
         return tuple(out)
 
-    def _base_card(self, repo: str,
-                   token: str | None) -> tuple[dict[str, Any], list[str]] | None:
-        """(card, tags) of a base model from the Hub or the cache; None when unresolvable."""
-        if not _hub.is_offline():
+    def _base_card(self, repo: str, token: str | None,
+                   name: str) -> tuple[dict[str, Any], list[str]] | None:
+        """(card, tags) of a base model from the model's source (a base named on ModelScope is
+        read from ModelScope) or the HF cache; None when unresolvable."""
+        src = model_source(name)
+        if name != DEFAULT_SOURCE or not _hub.is_offline():
             try:
-                hub_card, tags, _, _ = sources.hub_card(repo, "main", token, self.timeout)
-                return hub_card, tags
+                return src.card(repo, token, self.timeout)
             except Exception as exc:
-                if _hub.translate(exc, repo, "main") is None:
+                if src.translate(exc, repo, src.layout.default_revision) is None:
                     raise
+            if name != DEFAULT_SOURCE:
+                return None
         found = sources.cached_snapshot(repo, "main", self.cache_dir or _hub.cache_dir())
         if found is None:
             return None
@@ -168,6 +191,10 @@ class FactsResolver:
         if read is None or read[1] is not None:  # no card, or unreadable metadata: unresolved
             return None
         return read[0], parse.card_tags(read[0])
+
+
+def _source_of(declared: ModelSpec | None) -> str:
+    return declared.source if declared is not None else DEFAULT_SOURCE
 
 
 def _declares_something(spec: ModelSpec) -> bool:

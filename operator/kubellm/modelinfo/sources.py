@@ -87,7 +87,7 @@ def read_card(readme: Path) -> tuple[dict[str, Any], str | None]:
         return {}, f"its README.md metadata (front matter) is not readable YAML: {first}"
 
 
-def _facts(repo: str, revision: str, sha: str | None, card: dict[str, Any], tags: list[str],
+def facts_from(repo: str, revision: str, sha: str | None, card: dict[str, Any], tags: list[str],
            *, gated: str | None, config: dict[str, Any] | None, files: dict[str, int | None],
            counts: dict[str, int] | None, data_bytes: int | None, total_size: int | None,
            gguf_file: str | None, library: str | None, pipeline: str | None,
@@ -241,7 +241,7 @@ def from_hub(repo: str, revision: str, *, token: str | None, gguf_file: str | No
             # The card (licence, base_model) is public: keep it so the licence can still be
             # decided (a research-only model is denied for its licence, not for a missing
             # token); the files stay unread and access_error says why.
-            public = _facts(repo, revision, sha, _card_dict(info.card_data), tags, gated=gated,
+            public = facts_from(repo, revision, sha, _card_dict(info.card_data), tags, gated=gated,
                             config=None, files=files, counts=None, data_bytes=None,
                             total_size=None, gguf_file=gguf_file, library=info.library_name,
                             pipeline=info.pipeline_tag, source="hub")
@@ -279,7 +279,7 @@ def from_hub(repo: str, revision: str, *, token: str | None, gguf_file: str | No
                 data_bytes = parse._size(sum(t.data_offsets[1] - t.data_offsets[0]
                                              for fm in st.files_metadata.values()
                                              for t in fm.tensors.values()))
-    return _facts(repo, revision, sha, card, tags, gated=gated,
+    return facts_from(repo, revision, sha, card, tags, gated=gated,
                   config=config, files=files, counts=counts, data_bytes=data_bytes,
                   total_size=total_size, gguf_file=gguf_file, library=info.library_name,
                   pipeline=info.pipeline_tag, source="hub", card_error=card_error)
@@ -350,7 +350,7 @@ def from_cache(repo: str, revision: str, *, gguf_file: str | None,
     index = _load_json(snap / INDEX, repo, sha) or {}
     meta = index.get("metadata") if isinstance(index.get("metadata"), dict) else {}
     total_size = parse._size((meta or {}).get("total_size"))
-    return _facts(repo, revision, sha, card, parse.card_tags(card), gated=None, config=config,
+    return facts_from(repo, revision, sha, card, parse.card_tags(card), gated=None, config=config,
                   files=files, counts=counts or None, data_bytes=parse._size(data_bytes),
                   total_size=total_size, gguf_file=gguf_file, library=None, pipeline=None,
                   source="cache", card_error=card_error)
