@@ -6,7 +6,8 @@
 - ``SourceLayout`` (pure, this module): the facts of a source that rendering needs - the default
   revision, the snapshot directory inside the cache (``snapshot_path``), the cache content
   address (``cache_key``), the download Job's arguments and environment (``download_args``,
-  ``download_env``) and the model reference a runtime serves (``served_model``). ``cache.py``
+  ``download_env``), the serving pods' environment (``pod_env``) and the model reference a
+  runtime serves (``served_model``). ``cache.py``
   and the runtimes read only this.
 - ``ModelSource`` (a Protocol; implemented in ``kubellm.modelinfo``, the only layer that imports
   hub clients): ``layout`` plus ``resolve`` (facts), ``download`` (the cache loader) and
@@ -48,6 +49,9 @@ class SourceLayout:
     token_env: str
     fixed_env: dict[str, str] = field(default_factory=dict)  # sources.yaml download_env
     serve_by_path: bool = False
+    cache_env: str = "HF_HUB_CACHE"
+    offline_env: str = "HF_HUB_OFFLINE"
+    pod_token_env: str | None = None
 
     @property
     def is_default(self) -> bool:
@@ -79,6 +83,19 @@ class SourceLayout:
                 "secretKeyRef": {"name": token_ref.name, "key": token_ref.key}}})
         return sorted(env, key=lambda e: str(e["name"]))
 
+    def pod_env(self, mount: str, *, cached: bool,
+                token_ref: SecretKeyRef | None) -> dict[str, Any]:
+        """A serving pod's environment for this source (name -> value or EnvVar): the cache
+        directory the engine reads, offline when the shared cache holds the model, else the
+        token the engine downloads with (``pod_token_env``)."""
+        env: dict[str, Any] = {self.cache_env: mount}
+        if cached:
+            env[self.offline_env] = "1"  # everything is in the read-only cache mount
+        elif token_ref is not None and self.pod_token_env:
+            env[self.pod_token_env] = {"name": self.pod_token_env, "valueFrom": {
+                "secretKeyRef": {"name": token_ref.name, "key": token_ref.key}}}
+        return env
+
     def served_model(self, repo: str, snapshot: str | None) -> str:
         """What a runtime gets as the model: the snapshot directory when this source's layout is
         not one the engines read (``serve_by_path``) and the cache holds it, else the repo id."""
@@ -99,6 +116,10 @@ def _layouts() -> dict[str, SourceLayout]:
             token_env=str(entry["token_env"]),
             fixed_env={str(k): str(v) for k, v in (entry.get("download_env") or {}).items()},
             serve_by_path=bool(entry.get("serve_by_path", False)),
+            cache_env=str(entry["pod_env"]["cache"]),
+            offline_env=str(entry["pod_env"]["offline"]),
+            pod_token_env=str(entry["pod_env"]["token"]) if entry["pod_env"].get("token")
+            else None,
         )
     return out
 

@@ -45,6 +45,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from kubellm.errors import DoesNotFitError, SpecError, UnsupportedError
+from kubellm.modelsource import layout
 from kubellm.naming import (
     ANNOTATION_CACHE_KEY,
     ANNOTATION_MODEL,
@@ -298,15 +299,10 @@ class Runtime(ABC):
 
     def env(self, ctx: RenderContext) -> list[dict[str, Any]]:
         values: dict[str, Any] = dict(self.info.env)
-        values["HF_HUB_CACHE"] = MODEL_MOUNT
-        if ctx.cache is not None:
-            values["HF_HUB_OFFLINE"] = "1"  # everything is in the read-only cache mount
-        elif ctx.spec.hub_token_secret_ref is not None:
-            ref = ctx.spec.hub_token_secret_ref
-            values["HF_TOKEN"] = {
-                "name": "HF_TOKEN",
-                "valueFrom": {"secretKeyRef": {"name": ref.name, "key": ref.key}},
-            }
+        # the model source's part (kubellm.modelsource): where the engine finds the cache, and
+        # offline with it or the token when the engine downloads itself
+        values.update(layout(ctx.spec.model.source).pod_env(
+            MODEL_MOUNT, cached=ctx.cache is not None, token_ref=ctx.spec.hub_token_secret_ref))
         values.update(self.extra_env(ctx))
         return _env_list(values, list(ctx.spec.env))
 
