@@ -298,9 +298,9 @@ def render_download_job(
 ) -> dict[str, Any]:
     """The Job that runs ``kubellm download`` into the PVC (read-write), non-root, bounded.
 
-    ``hub_endpoint``: the operator's endpoint of this source (``HF_ENDPOINT`` /
-    ``MODELSCOPE_ENDPOINT``, a mirror); the Job downloads from the same place the facts were read
-    from. None: the client's default (https://huggingface.co, https://modelscope.cn).
+    ``hub_endpoint``: the operator's ``HF_ENDPOINT`` (a mirror); another source's endpoint is
+    ``facts.endpoint`` (``MODELSCOPE_ENDPOINT``): the Job downloads from the same place the facts
+    were read from. None: the client's default (https://huggingface.co, https://modelscope.cn).
     """
     deadline = download_deadline_seconds(ref)
     args = ["download", "--repo", facts.repo, "--revision", ref.revision]
@@ -314,7 +314,8 @@ def render_download_job(
     ]  # fmt: skip
     source = layout(ref.source)
     args += source.download_args()
-    env = source.download_env(hub_endpoint, spec.hub_token_secret_ref)
+    endpoint = hub_endpoint if source.is_default else facts.endpoint
+    env = source.download_env(endpoint, spec.hub_token_secret_ref)
     container = {
         "name": "download",
         "image": image,

@@ -110,6 +110,10 @@ class ModelFacts:
     library_name: str | None = None
     pipeline_tag: str | None = None
     source: str = "hub"  # hub | cache | declared
+    # The endpoint a source other than Hugging Face read these facts from when it was configured
+    # (MODELSCOPE_ENDPOINT, a mirror): the download Job downloads from the same place. Hugging
+    # Face's is the operator's HF_ENDPOINT (planner ``hub_endpoint``).
+    endpoint: str | None = None
     declared: tuple[str, ...] = ()  # field names filled from spec.model
     # Why the repo's files could not be read although its public metadata could (a gated repo
     # without a usable token). The licence can still be decided; sizing and serving cannot.

@@ -141,6 +141,8 @@ def test_same_licence_gate_sizing_and_cache_as_the_hub(ms: ModelScopeServer,
     container = job["spec"]["template"]["spec"]["containers"][0]
     assert container["args"][-2:] == ["--source", "modelscope"]
     assert all(not e["name"].startswith("HF_") for e in container["env"])
+    # the Job downloads from the endpoint the facts were read from (a mirror)
+    assert {"name": "MODELSCOPE_ENDPOINT", "value": ms.endpoint} in container["env"]
     serving = next(o for o in plan.serving_objects if o["kind"] == "Deployment")
     assert serving["spec"]["template"]["spec"]["containers"][0]["args"][0] == snap
 

@@ -75,7 +75,12 @@ def prepare_environment(timeout: float, retries: int = 0) -> None:
 
 
 def endpoint() -> str:
-    return os.environ.get("MODELSCOPE_ENDPOINT") or "https://modelscope.cn"
+    return _configured() or "https://modelscope.cn"
+
+
+def _configured() -> str | None:
+    """MODELSCOPE_ENDPOINT when set (the client reads it once per process, as kubellm does)."""
+    return os.environ.get(layout("modelscope").endpoint_env) or None
 
 
 def normalise_licence(text: str | None) -> str | None:
@@ -134,17 +139,19 @@ class ModelScopeSource:
                     gated=gated, config=None, files=files, counts=None, data_bytes=None,
                     total_size=None, gguf_file=gguf_file, library=None, pipeline=_pipeline(info),
                     source="hub", card_error=card_error)
-                return dataclasses.replace(public, access_error=f"{repo}: {GATED_FIX}")
+                return dataclasses.replace(public, access_error=f"{repo}: {GATED_FIX}",
+                                           endpoint=_configured())
             card = _with_licence(card, info.get("License"))
             total_size = None
             if sources.INDEX in files and not (gguf_file or not parse.weight_paths(files)):
                 index = fetch.json(sources.INDEX)
                 meta = index.get("metadata") if isinstance(index.get("metadata"), dict) else {}
                 total_size = parse._size((meta or {}).get("total_size"))
-        return sources.facts_from(
+        facts = sources.facts_from(
             repo, revision, None, card, tags, gated=gated, config=config, files=files,
             counts=None, data_bytes=None, total_size=total_size, gguf_file=gguf_file,
             library=None, pipeline=_pipeline(info), source="hub", card_error=card_error)
+        return dataclasses.replace(facts, endpoint=_configured())
 
     def card(self, repo: str, token: str | None,
              timeout: float) -> tuple[dict[str, Any], list[str]]:
