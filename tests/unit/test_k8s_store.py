@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from test_reconcile_fakes import FakeCluster
-
 from kubellm.k8s.store import CachingCluster
+from support.cluster import FakeCluster
 
 
 class CountingCluster(FakeCluster):

@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 
 from kubellm.cli import build_parser
-from kubellm.commands import run as run_cmd
 from kubellm.errors import SpecError
+from kubellm.shell.config import OperatorConfig, lease_namespace
+from kubellm.shell.election import StandbyHealth
 
 
 def free_port() -> int:
@@ -33,24 +34,28 @@ def test_flags_parse_and_default() -> None:
     assert plain.leader_elect is False and plain.leader_election_id == "kubellm-operator"
 
 
-def test_lease_namespace(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    parse = build_parser().parse_args
-    monkeypatch.setenv("POD_NAMESPACE", "from-env")
-    assert run_cmd.lease_namespace(parse(["run", "--leader-election-namespace", "x"])) == "x"
-    assert run_cmd.lease_namespace(parse(["run"])) == "from-env"
-    monkeypatch.delenv("POD_NAMESPACE")
+def test_lease_namespace(tmp_path: Path) -> None:
     sa = tmp_path / "namespace"
+    assert lease_namespace("x", {"POD_NAMESPACE": "from-env"}, sa) == "x"
+    assert lease_namespace(None, {"POD_NAMESPACE": "from-env"}, sa) == "from-env"
     sa.write_text("from-sa\n")
-    monkeypatch.setattr(run_cmd, "SERVICE_ACCOUNT_NAMESPACE", sa)
-    assert run_cmd.lease_namespace(parse(["run"])) == "from-sa"
-    monkeypatch.setattr(run_cmd, "SERVICE_ACCOUNT_NAMESPACE", tmp_path / "missing")
+    assert lease_namespace(None, {}, sa) == "from-sa"
     with pytest.raises(SpecError, match="--leader-election-namespace: needed outside a cluster"):
-        run_cmd.lease_namespace(parse(["run"]))
+        lease_namespace(None, {}, tmp_path / "missing")
+
+
+def test_the_config_carries_the_election() -> None:
+    args = build_parser().parse_args(["run", "--leader-elect", "--leader-election-namespace",
+                                      "ops", "--leader-election-id", "llm"])
+    election = OperatorConfig.from_args(args, {}).election
+    assert election is not None and (election.namespace, election.name) == ("ops", "llm")
+    plain = build_parser().parse_args(["run", "--leader-election-namespace", "ops"])
+    assert OperatorConfig.from_args(plain, {}).election is None
 
 
 def test_standby_health_answers_the_probe_then_frees_the_port() -> None:
     port = free_port()
-    health = run_cmd.StandbyHealth(f"http://127.0.0.1:{port}/healthz")
+    health = StandbyHealth(f"http://127.0.0.1:{port}/healthz")
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5) as resp:
             assert resp.status == 200 and b"standby" in resp.read()

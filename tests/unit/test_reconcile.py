@@ -1,4 +1,4 @@
-"""Unit tests of kubellm.reconcile against an in-memory cluster and a scripted planner.
+"""Unit tests of kubellm.reconcile against an in-memory cluster, with the real planner.
 
 They walk one LLMDeployment through its life and count writes at every step: the ordering
 (cache before serving), zero writes on a no-op resync, drift repair, denial, does-not-fit, a
@@ -7,53 +7,21 @@ shared cache, a failed download and a revision bump.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from test_reconcile_fakes import FakeCluster, ScriptedPlanner, facts_for, llmd
 
+from kubellm import naming
 from kubellm.errors import HubUnavailableError, PermanentError
 from kubellm.reconcile import Reconciler
-from kubellm.sizing.types import Inventory
-
-NOW = datetime(2026, 11, 27, 11, 0, tzinfo=UTC)
-
-
-def make(planner: ScriptedPlanner | None = None, facts: Any = facts_for) -> tuple[
-    FakeCluster, Reconciler, ScriptedPlanner
-]:
-    cluster = FakeCluster()
-    planner = planner or ScriptedPlanner()
-    rec = Reconciler(cluster, facts, planner=planner, now=lambda: NOW,
-                     inventory_builder=lambda nodes, pods: Inventory(source="test"))
-    return cluster, rec, planner
-
-
-def run(cluster: FakeCluster, rec: Reconciler, name: str) -> Any:
-    before = len(cluster.writes)
-    out = rec.reconcile(cluster.body(name))
-    return out, cluster.writes[before:]
-
-
-def cond(cluster: FakeCluster, name: str, type_: str) -> tuple[str, str]:
-    for c in cluster.body(name)["status"]["conditions"]:
-        if c["type"] == type_:
-            return c["status"], c["reason"]
-    raise AssertionError(type_)
-
-
-def complete_job(cluster: FakeCluster, job: str) -> None:
-    cluster.set_status("Job", job, {"succeeded": 1, "conditions": [
-        {"type": "Complete", "status": "True"}]})
-
-
-def ready(cluster: FakeCluster, name: str, n: int = 1) -> None:
-    cluster.set_status("Deployment", name, {"replicas": n, "readyReplicas": n})
+from support.cluster import FakeCluster, complete_job, ready
+from support.cluster import condition as cond
+from support.objects import HUGE, RESEARCH, facts_for, llmd, policy
+from support.reconcile import make, run
 
 
 def test_walkthrough_cache_first_then_serving_then_zero_writes() -> None:
-    cluster, rec, _ = make()
+    cluster, rec = make()
     cluster.put(llmd("chat"))
     out, writes = run(cluster, rec, "chat")
     assert out.error is None
@@ -78,9 +46,9 @@ def test_walkthrough_cache_first_then_serving_then_zero_writes() -> None:
     out, writes = run(cluster, rec, "chat")
     status = cluster.body("chat")["status"]
     assert status["ready"] == "True" and status["reason"] == "Ready"
-    assert status["endpoint"] == "http://chat.team.svc.cluster.local:8000/v1"
+    assert status["endpoint"] == "http://chat.team.svc.cluster.local:80/v1"
     assert status["readyReplicas"] == 1 and status["observedGeneration"] == 1
-    assert status["selector"] == "kubellm.io/deployment=chat"
+    assert status["selector"] == naming.selector_string("chat")
     assert status["license"]["decision"] == "Allowed" and status["sizing"]["gpuType"]
     assert status["resolvedRevision"] == "a" * 40 and status["gpus"] == 1
 
@@ -100,7 +68,7 @@ def converged(cluster: FakeCluster, rec: Reconciler, name: str = "chat") -> None
 
 
 def test_events_only_on_transitions() -> None:
-    cluster, rec, _ = make()
+    cluster, rec = make()
     cluster.put(llmd("chat"))
     converged(cluster, rec)
     reasons = [r for _, r, _ in cluster.events]
@@ -111,7 +79,7 @@ def test_events_only_on_transitions() -> None:
 
 
 def test_drift_edit_and_delete_are_repaired() -> None:
-    cluster, rec, _ = make()
+    cluster, rec = make()
     cluster.put(llmd("chat"))
     converged(cluster, rec)
     cluster.objects[("Deployment", "team", "chat")]["spec"]["replicas"] = 5  # kubectl scale deploy
@@ -125,7 +93,7 @@ def test_drift_edit_and_delete_are_repaired() -> None:
 
 
 def test_spec_change_rolls_out() -> None:
-    cluster, rec, _ = make()
+    cluster, rec = make()
     cluster.put(llmd("chat"))
     converged(cluster, rec)
     body = cluster.objects[("LLMDeployment", "team", "chat")]
@@ -139,11 +107,11 @@ def test_spec_change_rolls_out() -> None:
 
 
 def test_denied_scales_existing_to_zero_and_creates_nothing_new() -> None:
-    planner = ScriptedPlanner()
-    cluster, rec, _ = make(planner)
+    cluster, rec = make()
     cluster.put(llmd("chat"))
     converged(cluster, rec)
-    planner.denied.add("Qwen/Qwen2.5-7B-Instruct")  # the policy changed
+    cluster.put(policy(deniedLicenses=["apache-2.0"]))  # the policy changed
+    rec.invalidate_policies()
     _, writes = run(cluster, rec, "chat")
     assert "patch Deployment/chat" in writes
     assert not any(w.startswith("apply") for w in writes)
@@ -156,15 +124,16 @@ def test_denied_scales_existing_to_zero_and_creates_nothing_new() -> None:
     run(cluster, rec, "chat")
     assert run(cluster, rec, "chat")[1] == []
     # allowed again: scaled back up by the normal apply (drift on replicas)
-    planner.denied.clear()
+    del cluster.objects[("LicensePolicy", None, "corp")]
+    rec.invalidate_policies()
     _, writes = run(cluster, rec, "chat")
     assert "apply Deployment/chat" in writes
     assert cluster.objects[("Deployment", "team", "chat")]["spec"]["replicas"] == 1
 
 
 def test_denied_from_the_start_creates_no_objects() -> None:
-    cluster, rec, _ = make(ScriptedPlanner(denied={"mistralai/Mistral-Large-Instruct-2407"}))
-    cluster.put(llmd("big", repo="mistralai/Mistral-Large-Instruct-2407"))
+    cluster, rec = make()
+    cluster.put(llmd("big", repo=RESEARCH))
     out, writes = run(cluster, rec, "big")
     assert writes[0] == "patch/status LLMDeployment/big"
     assert not any(w.startswith("apply") for w in writes)
@@ -172,18 +141,18 @@ def test_denied_from_the_start_creates_no_objects() -> None:
 
 
 def test_does_not_fit_creates_nothing_and_explains_with_numbers() -> None:
-    cluster, rec, _ = make(ScriptedPlanner(unfit={"big/model"}))
-    cluster.put(llmd("big", repo="big/model"))
+    cluster, rec = make()  # 16 x L4 in all, 24 GiB each: 405B in bf16 needs ~810 GB
+    cluster.put(llmd("big", repo=HUGE, quantization="none"))
     out, writes = run(cluster, rec, "big")
     assert not any(w.startswith("apply") for w in writes)
     assert cond(cluster, "big", "Sized") == ("False", "DoesNotFit")
     sized = next(c for c in out.status["conditions"] if c["type"] == "Sized")
-    assert "141.2 GiB" in sized["message"]
+    assert "GiB" in sized["message"] and "NVIDIA-L4" in sized["message"], sized["message"]
     assert out.status["ready"] == "False" and out.status["reason"] == "DoesNotFit"
 
 
 def test_two_deployments_share_one_cache_and_one_job() -> None:
-    cluster, rec, _ = make()
+    cluster, rec = make()
     cluster.put(llmd("a"))
     cluster.put(llmd("b"))
     out_a, writes_a = run(cluster, rec, "a")
@@ -197,7 +166,7 @@ def test_two_deployments_share_one_cache_and_one_job() -> None:
 
 
 def test_failed_download_sets_cache_ready_false_with_the_job_reason() -> None:
-    cluster, rec, _ = make()
+    cluster, rec = make()
     cluster.put(llmd("chat"))
     out, _ = run(cluster, rec, "chat")
     cluster.set_status("Job", out.status["cache"]["jobName"], {"failed": 3, "conditions": [
@@ -212,7 +181,7 @@ def test_failed_download_sets_cache_ready_false_with_the_job_reason() -> None:
 
 
 def test_revision_bump_keeps_old_pods_until_new_cache_is_complete() -> None:
-    cluster, rec, _ = make()
+    cluster, rec = make()
     cluster.put(llmd("chat"))
     converged(cluster, rec)
     old_args = cluster.objects[("Deployment", "team", "chat")]["spec"]["template"]["spec"][
@@ -235,7 +204,7 @@ def test_revision_bump_keeps_old_pods_until_new_cache_is_complete() -> None:
 
 
 def test_model_not_found_is_permanent_and_explained() -> None:
-    cluster, rec, _ = make()
+    cluster, rec = make()
     cluster.put(llmd("x", repo="missing/model"))
     out, writes = run(cluster, rec, "x")
     assert isinstance(out.error, PermanentError)
@@ -245,7 +214,7 @@ def test_model_not_found_is_permanent_and_explained() -> None:
 
 
 def test_invalid_spec_is_permanent_and_names_the_field() -> None:
-    cluster, rec, _ = make()
+    cluster, rec = make()
     cluster.put(llmd("x", replicas=-1))
     out, _ = run(cluster, rec, "x")
     assert isinstance(out.error, PermanentError)
@@ -264,10 +233,7 @@ def test_hub_down_reuses_stale_facts_and_never_denies() -> None:
         return facts_for(repo, revision)
 
     clock = {"t": 0.0}
-    cluster = FakeCluster()
-    rec = Reconciler(cluster, flaky, planner=ScriptedPlanner(), now=lambda: NOW,
-                     clock=lambda: clock["t"],
-                     inventory_builder=lambda nodes, pods: Inventory(source="test"))
+    cluster, rec = make(facts=flaky, clock=lambda: clock["t"])
     cluster.put(llmd("chat"))
     assert rec.reconcile(cluster.body("chat")).error is None
     clock["t"] = 10_000.0  # facts expired; the Hub is down now
@@ -283,7 +249,7 @@ def test_hub_down_reuses_stale_facts_and_never_denies() -> None:
 
 @pytest.mark.parametrize("replicas", [0])
 def test_scaled_to_zero_by_the_user(replicas: int) -> None:
-    cluster, rec, _ = make()
+    cluster, rec = make()
     cluster.put(llmd("chat", replicas=replicas))
     out, _ = run(cluster, rec, "chat")
     complete_job(cluster, out.status["cache"]["jobName"])
@@ -292,7 +258,7 @@ def test_scaled_to_zero_by_the_user(replicas: int) -> None:
 
 
 def test_a_refused_object_is_explained_and_keeps_the_rest_of_status() -> None:
-    cluster, rec, _ = make()
+    cluster, rec = make()
     cluster.put(llmd("chat"))
     converged(cluster, rec)
     before = cluster.body("chat")["status"]
@@ -314,9 +280,8 @@ def test_a_bug_is_reported_in_status_not_swallowed() -> None:
     def broken(*args: Any, **kwargs: Any) -> Any:
         raise AttributeError("module 'kubellm.cache' has no attribute 'default_image'")
 
-    cluster = FakeCluster()
-    rec = Reconciler(cluster, facts_for, planner=broken, now=lambda: NOW,
-                     inventory_builder=lambda nodes, pods: Inventory(source="test"))
+    cluster, rec = make()
+    cluster.apply = broken  # type: ignore[method-assign]
     cluster.put(llmd("chat"))
     out = rec.reconcile(cluster.body("chat"))
     assert out.error is not None and out.error.reason == "InternalError"

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from test_reconcile_fakes import FakeCluster
-
 from kubellm import naming
 from kubellm.reconcile.cachegc import CacheCollector
+from support.cluster import FakeCluster
 
 
 def cache_objects(cluster: FakeCluster, key: str) -> None:

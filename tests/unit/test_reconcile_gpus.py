@@ -1,57 +1,44 @@
 """GPU commitments in the reconciler: concurrent reconciles cannot both take the last GPUs, the
-first keeps its GPUs on resyncs, and a deleted deployment's GPUs go to the one waiting."""
+first keeps its GPUs on resyncs, and a deleted deployment's GPUs go to the one waiting. Real
+planner; each deployment asks for one whole 8 x H100 node."""
 
 from __future__ import annotations
 
 import threading
-import time
-from dataclasses import replace
-from datetime import UTC, datetime
 from typing import Any
 
-from test_reconcile_fakes import FakeCluster, ScriptedPlanner, facts_for, llmd
-
-from kubellm.planner import Plan
 from kubellm.reconcile import Reconciler
-from kubellm.sizing.types import Inventory
-
-H100 = "NVIDIA-H100-80GB-HBM3"
-
-
-def node(name: str) -> dict[str, Any]:
-    return {"apiVersion": "v1", "kind": "Node",
-            "metadata": {"name": name, "labels": {"nvidia.com/gpu.product": H100}},
-            "status": {"allocatable": {"nvidia.com/gpu": "8"},
-                       "conditions": [{"type": "Ready", "status": "True"}]}}
+from support.cluster import FakeCluster
+from support.objects import H100, node
+from support.objects import llmd as _llmd
+from support.reconcile import make as _make
 
 
-class WholeNodePlanner(ScriptedPlanner):
-    """Each deployment needs one whole 8 x H100 node; slow on purpose (widens any race)."""
-
-    def __call__(self, llmd: Any, facts: Any, policies: Any, inventory: Inventory,
-                 **kwargs: Any) -> Plan:
-        plan = super().__call__(llmd, facts, policies, inventory, **kwargs)
-        time.sleep(0.05)
-        frees = [f for p in inventory.pools for f in p.free_gpus_per_node or ()]
-        if not any(f >= 8 for f in frees):
-            return replace(plan, refusal_reason="GpusBusy", objects=(), cache_objects=(),
-                           serving_objects=(), refusal=f"free per node: {frees}; needs 8")
-        plan = replace(plan, sizing=replace(plan.sizing, gpu_type=H100, gpus_per_replica=8,
-                                            tensor_parallel_size=8))
-        dep = plan.serving_objects[0]
-        spec = dep["spec"]["template"]["spec"]
-        spec["containers"][0]["resources"] = {"limits": {"nvidia.com/gpu": "8"}}
-        spec["nodeSelector"] = {"nvidia.com/gpu.product": H100}
-        return plan
+def llmd(name: str, **spec: Any) -> dict[str, Any]:
+    return _llmd(name, gpu={"type": "h100", "count": 8}, **spec)
 
 
-def make() -> tuple[FakeCluster, Reconciler]:
-    cluster = FakeCluster()
+class ObservingTogether(FakeCluster):
+    """Holds each reconcile after it listed the Pods until ``parties`` have: all of them then
+    plan against the same observed cluster (the widest race the ledger must win)."""
+
+    def __init__(self, parties: int) -> None:
+        super().__init__()
+        self.barrier: threading.Barrier | None = threading.Barrier(parties, timeout=10)
+
+    def list(self, api_version: str, kind: str, namespace: str | None = None,
+             label_selector: str | None = None) -> list[dict[str, Any]]:
+        items = super().list(api_version, kind, namespace, label_selector)
+        if kind == "Pod" and self.barrier is not None:
+            self.barrier.wait()
+        return items
+
+
+def make(cluster: FakeCluster | None = None) -> tuple[FakeCluster, Reconciler]:
+    cluster = cluster or FakeCluster()
     for name in ("h1", "h2"):
-        cluster.put(node(name))
-    rec = Reconciler(cluster, facts_for, planner=WholeNodePlanner(),
-                     now=lambda: datetime(2026, 11, 27, tzinfo=UTC))
-    return cluster, rec
+        cluster.put(node(name, H100))
+    return _make(cluster)
 
 
 def sized(cluster: FakeCluster, name: str) -> str:
@@ -65,7 +52,8 @@ def deployments(cluster: FakeCluster) -> list[str]:
 
 
 def test_three_concurrent_reconciles_two_nodes() -> None:
-    cluster, rec = make()
+    racing = ObservingTogether(3)
+    cluster, rec = make(racing)
     names = ["a", "b", "c"]
     for n in names:
         cluster.put(llmd(n))
@@ -83,6 +71,7 @@ def test_three_concurrent_reconciles_two_nodes() -> None:
     results = {n: sized(cluster, n) for n in names}
     assert sorted(results.values()) == ["False/GpusBusy", "True/Fits", "True/Fits"], results
     loser = next(n for n, r in results.items() if r == "False/GpusBusy")
+    racing.barrier = None
 
     # the cache completes: the two winners get their Deployments, the loser nothing
     for kind, _, name in list(cluster.objects):
@@ -92,8 +81,7 @@ def test_three_concurrent_reconciles_two_nodes() -> None:
         rec.reconcile(cluster.body(n))
     winners = sorted(n for n in names if n != loser)
     assert deployments(cluster) == winners
-    # resyncs later (snapshots expired, Deployments listed, still no pods): nobody flips
-    rec.settings.inventory_ttl = 0.0
+    # resyncs later (Deployments listed, still no pods): nobody flips
     for _ in range(2):
         for n in names:
             rec.reconcile(cluster.body(n))
@@ -127,15 +115,13 @@ def test_a_restart_keeps_gpus_promised_to_deployments_still_downloading() -> Non
         rec.reconcile(cluster.body(n))
     assert deployments(cluster) == []
     cluster.put(llmd("c"))
-    restarted = Reconciler(cluster, facts_for, planner=WholeNodePlanner(),
-                           now=lambda: datetime(2026, 11, 27, tzinfo=UTC))
+    _, restarted = _make(cluster)
     assert restarted.seed(cluster.list("kubellm.io/v1alpha1", "LLMDeployment")) == 2
     restarted.reconcile(cluster.body("c"))
     assert sized(cluster, "c") == "False/GpusBusy"
     restarted.reconcile(cluster.body("a"))  # a still fits: its own entry does not count
     assert sized(cluster, "a") == "True/Fits"
     # without the seed, c would have taken a node promised to a or b
-    cold = Reconciler(cluster, facts_for, planner=WholeNodePlanner(),
-                      now=lambda: datetime(2026, 11, 27, tzinfo=UTC))
+    _, cold = _make(cluster)
     cold.reconcile(cluster.body("c"))
     assert sized(cluster, "c") == "True/Fits"

@@ -1,46 +1,49 @@
-"""Unit tests of the kopf layer's pure parts: error mapping, options, metrics."""
+"""Unit tests of the kopf layer's pure parts and the operator's config: kopf settings, the
+frozen config built from ``kubellm run``'s flags, metrics."""
 
 from __future__ import annotations
+
+import dataclasses
 
 import kopf
 import pytest
 
-from kubellm.errors import DoesNotFitError, HubUnavailableError
-from kubellm.handlers import Options, backoff, configure_settings, raise_for
+from kubellm.cli import build_parser
+from kubellm.handlers import configure_settings
 from kubellm.metrics import Metrics
-from kubellm.reconcile import Outcome
+from kubellm.shell.config import OperatorConfig
 
 
-def test_errors_map_onto_kopf() -> None:
-    raise_for(Outcome(name="a", namespace="n"))  # no error: nothing raised
-    with pytest.raises(kopf.PermanentError, match="DoesNotFit"):
-        raise_for(Outcome(name="a", namespace="n", error=DoesNotFitError("needs 140 GiB")))
-    with pytest.raises(kopf.TemporaryError) as caught:
-        raise_for(Outcome(name="a", namespace="n",
-                          error=HubUnavailableError("hub down", delay=12)))
-    assert caught.value.delay == 12
-    with pytest.raises(kopf.TemporaryError) as caught:
-        raise_for(Outcome(name="a", namespace="n", error=HubUnavailableError("down", delay=30)),
-                  retry=3)
-    assert caught.value.delay == 240
+def config(argv: list[str], **env: str) -> OperatorConfig:
+    return OperatorConfig.from_args(build_parser().parse_args(["run", *argv]), env)
 
 
-def test_backoff_grows_and_is_capped() -> None:
-    assert [backoff(30, n) for n in range(7)] == [30, 60, 120, 240, 480, 600, 600]
-    assert backoff(0, 0) == 1.0
+def test_config_from_flags_and_environment() -> None:
+    cfg = config(["-n", "team", "--resync-seconds", "7", "--metrics-port", "9100", "--workers",
+                  "3", "--image", "reg/kubellm:1", "--kubeconfig", "kc"],
+                 HF_ENDPOINT="http://mirror:8080", KUBECONFIG="/ignored")
+    assert (cfg.namespace, cfg.resync_seconds, cfg.metrics_port, cfg.workers) == (
+        "team", 7.0, 9100, 3)
+    assert cfg.kubeconfig is not None and cfg.kubeconfig.endswith("/kc")  # the flag wins
+    assert cfg.reconcile.image == "reg/kubellm:1"
+    assert cfg.reconcile.hub_endpoint == "http://mirror:8080"
+    assert cfg.election is None
+    plain = config([], KUBECONFIG="/home/u/.kube/config")
+    assert plain.kubeconfig == "/home/u/.kube/config" and plain.namespace is None
+    assert plain.reconcile.hub_endpoint is None and plain.resync_seconds == 300.0
 
 
-def test_options_from_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("KUBELLM_NAMESPACE", "team")
-    monkeypatch.setenv("KUBELLM_RESYNC_SECONDS", "7")
-    monkeypatch.setenv("KUBELLM_METRICS_PORT", "9100")
-    options = Options.from_env()
-    assert (options.namespace, options.resync_seconds, options.metrics_port) == ("team", 7.0, 9100)
+def test_config_is_frozen() -> None:
+    cfg = config([])
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        cfg.workers = 1  # type: ignore[misc]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        cfg.reconcile.image = "x"  # type: ignore[misc]
 
 
 def test_settings_keep_kopf_writes_down() -> None:
     settings = kopf.OperatorSettings()
-    configure_settings(settings, Options(workers=5))
+    configure_settings(settings, OperatorConfig(workers=5))
     assert isinstance(settings.persistence.progress_storage, kopf.AnnotationsProgressStorage)
     assert isinstance(settings.persistence.diffbase_storage, kopf.AnnotationsDiffBaseStorage)
     assert settings.peering.standalone is True

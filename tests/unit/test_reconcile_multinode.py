@@ -1,23 +1,22 @@
-"""Reconcile of a multi-node plan (LeaderWorkerSet) against an in-memory cluster: without the
-LWS CRD nothing at all is created and status says why; with it, the LWS and its Service are
-applied (workload first), readiness comes from the LWS, and a licence denial scales it to 0."""
+"""Reconcile of a multi-node plan (LeaderWorkerSet) against an in-memory cluster, with the real
+planner on two 8 x H100 nodes: without the LWS CRD nothing at all is created and status says
+why; with it, the LWS and its Service are applied (workload first), readiness comes from the LWS,
+and a licence denial scales it to 0."""
 
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import UTC, datetime
 from typing import Any
 
-from test_planner_multinode import H100_2X8, facts_405b
-from test_reconcile_fakes import FakeCluster, llmd
+from test_planner_multinode import facts_405b
 
-from kubellm.api.v1alpha1 import LicensePolicy
 from kubellm.errors import UnsupportedError
-from kubellm.planner import Plan, plan_deployment
+from kubellm.facts import ModelFacts
 from kubellm.reconcile import Reconciler
-from kubellm.sizing.types import Inventory, NodePool
+from support.cluster import FakeCluster
+from support.objects import H100, llmd, node, policy
+from support.reconcile import make as _make
 
-NOW = datetime(2026, 11, 27, 11, 0, tzinfo=UTC)
 LWS = "LeaderWorkerSet"
 
 
@@ -39,17 +38,12 @@ class NoLwsCluster(FakeCluster):
         return super().apply(manifest, live)
 
 
-def make(cluster: FakeCluster, policies: list[LicensePolicy]) -> Reconciler:
-    def planner(llmd_: Any, facts: Any, _policies: Any, _inv: Any, **kw: Any) -> Plan:
-        return plan_deployment(llmd_, facts_405b(), policies, H100_2X8, **kw)
-
-    return Reconciler(
-        cluster,
-        lambda repo, revision="main", **_: facts_405b(),
-        planner=planner,
-        now=lambda: NOW,
-        inventory_builder=lambda nodes, pods: Inventory(source="test"),
-    )
+def make(cluster: FakeCluster, facts: list[ModelFacts] | None = None) -> Reconciler:
+    """The reconciler; ``facts[0]`` is what the Hub says of the model (tests may change it)."""
+    known = facts if facts is not None else [facts_405b()]
+    for name in ("h1", "h2"):
+        cluster.put(node(name, H100))
+    return _make(cluster, lambda repo, revision="main", **_: known[0])[1]
 
 
 def body(**spec: Any) -> dict[str, Any]:
@@ -73,26 +67,27 @@ def condition(cluster: FakeCluster, type_: str) -> tuple[str, str, str]:
 def test_without_the_lws_crd_nothing_is_created_and_status_says_why() -> None:
     cluster = NoLwsCluster()
     cluster.put(body())  # cache enabled: not even the PVC or the download Job may appear
-    rec = make(cluster, [])
+    rec = make(cluster)
     out = rec.reconcile(cluster.body("big"))
     assert out.ready == "False"
     status, reason, message = condition(cluster, "Ready")
     assert (status, reason) == ("False", "KindNotServed")
     assert "LeaderWorkerSet" in message
-    assert [k for (k, _, _) in cluster.objects] == ["LLMDeployment"]
+    assert [k for (k, _, _) in cluster.objects if k != "Node"] == ["LLMDeployment"]
     assert not any(w.startswith("apply") for w in cluster.writes)
-    assert ("team", "big") not in rec._ledger  # no GPUs held for what cannot be created
+    assert rec.ledger.entry(("team", "big")) is None  # no GPUs held for what cannot be created
 
 
 def test_with_the_crd_the_lws_comes_first_and_readiness_is_read_from_it() -> None:
     cluster = FakeCluster()
     cluster.put(body(cache={"enabled": False}, replicas=1))
-    rec = make(cluster, [])
+    rec = make(cluster)
     out = rec.reconcile(cluster.body("big"))
     assert out.applied[0].startswith("LeaderWorkerSet/big")
     assert out.applied[1].startswith("Service/big")
     assert ("Deployment", "team", "big") not in cluster.objects
-    committed = rec._ledger[("team", "big")]
+    committed = rec.ledger.entry(("team", "big"))
+    assert committed is not None
     assert (committed.replicas, committed.gpus_per_replica) == (2, 8)  # 1 group x 2 pods x 8
     assert condition(cluster, "Available")[:2] == ("False", "NoReplicasReady")
 
@@ -108,18 +103,11 @@ def test_with_the_crd_the_lws_comes_first_and_readiness_is_read_from_it() -> Non
 def test_licence_denial_scales_the_lws_to_zero() -> None:
     cluster = FakeCluster()
     cluster.put(body(cache={"enabled": False}))
-    policies: list[LicensePolicy] = []
-    rec = make(cluster, policies)
+    rec = make(cluster)
     rec.reconcile(cluster.body("big"))
     assert cluster.objects[(LWS, "team", "big")]["spec"]["replicas"] == 1
-    policies.append(
-        LicensePolicy.model_validate(
-            {
-                "metadata": {"name": "strict"},
-                "spec": {"mode": "Enforce", "allowedClasses": ["permissive"]},
-            }
-        )
-    )
+    cluster.put(policy("strict", mode="Enforce", allowedClasses=["permissive"]))
+    rec.invalidate_policies()
     out = rec.reconcile(cluster.body("big"))
     assert cluster.objects[(LWS, "team", "big")]["spec"]["replicas"] == 0
     assert any("scaled to 0" in a for a in out.applied)
@@ -153,7 +141,7 @@ def test_moving_to_several_nodes_deletes_the_old_deployment() -> None:
     cluster = FakeCluster()
     cluster.put(body(cache={"enabled": False}))
     cluster.put(_owned("Deployment", "apps/v1", cluster.body("big")))
-    out = make(cluster, []).reconcile(cluster.body("big"))
+    out = make(cluster).reconcile(cluster.body("big"))
     assert (LWS, "team", "big") in cluster.objects
     assert ("Deployment", "team", "big") not in cluster.objects
     assert any(a.startswith("Deployment/big: deleted") for a in out.applied)
@@ -165,23 +153,19 @@ def test_a_deployment_of_someone_else_is_left_alone() -> None:
     foreign = _owned("Deployment", "apps/v1", cluster.body("big"))
     foreign["metadata"]["ownerReferences"][0]["uid"] = "someone-else"
     cluster.put(foreign)
-    make(cluster, []).reconcile(cluster.body("big"))
+    make(cluster).reconcile(cluster.body("big"))
     assert ("Deployment", "team", "big") in cluster.objects
 
 
 def test_moving_back_to_one_node_deletes_the_old_lws() -> None:
     cluster = FakeCluster()
     cluster.put(body(cache={"enabled": False}))
-    rec = make(cluster, [])
+    facts = [facts_405b()]
+    rec = make(cluster, facts)
     rec.reconcile(cluster.body("big"))  # multi-node: LWS, status records pp 2
     assert (LWS, "team", "big") in cluster.objects
-
-    def single(llmd_: Any, facts: Any, _p: Any, _inv: Any, **kw: Any) -> Plan:
-        inv = Inventory(pools=(NodePool("NVIDIA-H100-80GB-HBM3", 8, 2),), source="test")
-        small = replace(facts_405b(), weight_bytes=300 * 1024**3)  # now fits one node
-        return plan_deployment(llmd_, small, [], inv, **kw)
-
-    rec._planner = single
+    facts[0] = replace(facts[0], weight_bytes=300 * 1024**3)  # a new revision fits one node
+    cluster.objects[("LLMDeployment", "team", "big")]["spec"]["model"]["revision"] = "v2"
     out = rec.reconcile(cluster.body("big"))
     assert ("Deployment", "team", "big") in cluster.objects
     assert (LWS, "team", "big") not in cluster.objects

@@ -10,24 +10,10 @@ GPU nodes) and nothing is created.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-from typing import Any
-
-from test_reconcile_fakes import FakeCluster, ScriptedPlanner, facts_for, llmd
-
-from kubellm.reconcile import Reconciler
 from kubellm.sizing.commitments import committed_inventory
-from kubellm.sizing.types import Inventory
-
-L4 = "NVIDIA-L4"
-
-
-def node(name: str, **labels: str) -> dict[str, Any]:
-    return {"apiVersion": "v1", "kind": "Node",
-            "metadata": {"name": name, "labels": {"nvidia.com/gpu.product": L4, **labels}},
-            "status": {"allocatable": {"nvidia.com/gpu": "8"},
-                       "conditions": [{"type": "Ready", "status": "True"}]}}
-
+from support.cluster import FakeCluster, condition
+from support.objects import L4, llmd, node
+from support.reconcile import make
 
 NODES = [node("a0", pool="a"), node("a1", pool="a"), node("b0", pool="b")]
 
@@ -41,23 +27,21 @@ def test_committed_inventory_keeps_only_matching_nodes() -> None:
     assert none.pools == ()
 
 
-class RecordingPlanner(ScriptedPlanner):
-    inventories: list[Inventory]
-
-    def __call__(self, llmd: Any, facts: Any, policies: Any, inventory: Any,
-                 **kwargs: Any) -> Any:
-        self.inventories.append(inventory)
-        return super().__call__(llmd, facts, policies, inventory, **kwargs)
-
-
 def test_the_reconcile_sizes_against_the_selected_nodes() -> None:
     cluster = FakeCluster()
     for n in NODES:
         cluster.put(n)
-    planner = RecordingPlanner()
-    planner.inventories = []
-    rec = Reconciler(cluster, facts_for, planner=planner,
-                     now=lambda: datetime(2026, 12, 3, tzinfo=UTC))
-    cluster.put(llmd("sel", nodeSelector={"pool": "a"}))
+    _, rec = make(cluster)
+    # pool a: two nodes of 8 x L4; 12 replicas of one L4 each fit there only with both nodes
+    cluster.put(llmd("sel", nodeSelector={"pool": "a"}, replicas=12, gpu={"count": 1}))
     rec.reconcile(cluster.body("sel"))
-    assert sum(p.nodes for p in planner.inventories[-1].pools) == 2
+    assert condition(cluster, "sel", "Sized")[0] == "True"
+    # 17 do not fit the 16 GPUs of pool a, although the cluster has 24
+    cluster.put(llmd("more", nodeSelector={"pool": "a"}, replicas=17, gpu={"count": 1}))
+    rec.reconcile(cluster.body("more"))
+    assert condition(cluster, "more", "Sized")[0] == "False"
+    # no node carries the label: nothing to size against, nothing created
+    cluster.put(llmd("none", nodeSelector={"pool": "gpu"}))
+    out = rec.reconcile(cluster.body("none"))
+    assert condition(cluster, "none", "Sized") == ("False", "DoesNotFit"), out.status
+    assert not any(n == "none" for (k, _, n) in cluster.objects if k != "LLMDeployment")

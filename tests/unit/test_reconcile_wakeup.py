@@ -11,66 +11,59 @@ completed Job; the test checks the event finds it.
 
 from __future__ import annotations
 
-import threading
 from typing import Any
 
-from test_reconcile import NOW, complete_job
-from test_reconcile_fakes import FakeCluster, ScriptedPlanner, facts_for, llmd
-
-from kubellm.handlers import Runtime
-from kubellm.reconcile import Reconciler
-from kubellm.sizing.types import Inventory
-
-
-def _runtime_without_cluster() -> Runtime:
-    """The handlers' Runtime with only what users_of_cache and the hook need (no API client)."""
-    rt = Runtime.__new__(Runtime)
-    rt.known = {}
-    rt.planned = {}
-    rt._planned_lock = threading.Lock()
-    return rt
+from kubellm.metrics import Metrics
+from kubellm.shell.config import OperatorConfig
+from kubellm.shell.operator import Operator
+from support.cluster import FakeCluster, complete_job
+from support.objects import facts_for, llmd, node
 
 
 class RacingCluster(FakeCluster):
-    """Completes the cache Job, and asks the handlers who to wake, at the reconcile's Job read."""
+    """Completes the cache Job, and asks the operator who to wake, at the reconcile's Job read."""
 
-    def __init__(self, rt: Runtime) -> None:
+    def __init__(self) -> None:
         super().__init__()
-        self.rt = rt
+        self.operator: Operator | None = None
         self.woken: list[Any] = []
 
     def get(self, api_version: str, kind: str, name: str, namespace: str | None
             ) -> dict[str, Any] | None:  # fmt: skip
-        if kind == "Job" and not self.woken:
+        if kind == "Job" and not self.woken and self.operator is not None:
             job = self.objects.get(("Job", namespace, name))
             if job is not None:  # the Job exists (an earlier reconcile made it): it completes now
                 complete_job(self, name)
                 key = job["metadata"]["labels"]["kubellm.io/cache-key"]
-                self.woken.append(self.rt.users_of_cache(namespace or "default", key))
+                self.woken.append(self.operator.users_of_cache(namespace or "default", key))
         return super().get(api_version, kind, name, namespace)
 
 
+def operator(cluster: FakeCluster) -> Operator:
+    """The real Operator (reconciler, planner, hooks) over ``cluster``; never started."""
+    return Operator(OperatorConfig(), Metrics(), cluster, facts_for)
+
+
 def test_cache_completing_mid_reconcile_wakes_the_deployment() -> None:
-    rt = _runtime_without_cluster()
-    cluster = RacingCluster(rt)
-    rec = Reconciler(cluster, facts_for, planner=ScriptedPlanner(), now=lambda: NOW,
-                     inventory_builder=lambda nodes, pods: Inventory(source="test"),
-                     on_planned=rt.note_planned_cache)
+    cluster = RacingCluster()
+    cluster.put(node("l4-0"))
+    op = operator(cluster)
     # another deployment of the same model created the shared PVC and Job already
     cluster.put(llmd("first"))
-    rec.reconcile(cluster.body("first"))
-    cluster.woken.clear()
-    # a second deployment's first reconcile: its status names no cache yet (rt.known is empty)
+    op.reconcile_key(("team", "first"), "test")
+    assert cluster.woken == []  # the Job did not exist yet when it was read
+    cluster.operator = op
+    # a second deployment's first reconcile: its status names no cache yet (op.known is empty)
     cluster.put(llmd("second"))
-    rt.known[("team", "second")] = None
-    rec.reconcile(cluster.body("second"))
+    op.deployment_seen(("team", "second"), {})
+    op.reconcile_key(("team", "second"), "test")
     assert cluster.woken, "the reconcile never read the cache Job"
     assert ("team", "second") in cluster.woken[0]
 
 
 def test_users_of_cache_from_status_and_from_plans() -> None:
-    rt = _runtime_without_cluster()
-    rt.known = {("a", "x"): "k1", ("a", "y"): "k2", ("b", "x"): "k1"}
+    rt = operator(FakeCluster())
+    rt.known.update({("a", "x"): "k1", ("a", "y"): "k2", ("b", "x"): "k1"})
     rt.note_planned_cache("a", "z", "k1")
     rt.note_planned_cache("a", "y", "k1")  # planned a new cache; status still says k2
     assert rt.users_of_cache("a", "k1") == [("a", "x"), ("a", "y"), ("a", "z")]

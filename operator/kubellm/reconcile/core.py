@@ -20,16 +20,9 @@ Order of writes, so nothing is half-created without an explanation in status:
    does not fit / invalid spec: nothing new is created and an existing Deployment is left as is
    (it still runs what last fitted) — the conditions say why.
 
-GPUs are committed first come, first served: the inventory a plan sizes against counts, besides
-the GPUs of bound pods, the GPUs promised to other deployments and not yet held by a bound pod
-(their serving Deployments, and this operator's ledger of plans decided but not applied yet:
-``kubellm.sizing.commitments``), leaving out everything of the deployment being reconciled. A
-plan that fits is entered in the ledger in the same critical section that computed it (one lock
-for the whole operator, held only for inventory + plan, no API calls), so two concurrent
-reconciles cannot both take the last GPUs; a deployment that does not fit any more gets
-``Sized=False`` (``GpusBusy``) and nothing is created for it. The entry is dropped when the plan is
-refused (a live Deployment then speaks for what it holds) or the LLMDeployment is gone
-(``release``). At start-up the ledger is seeded from the LLMDeployments' status (``seed``).
+GPUs are committed first come, first served (``kubellm.reconcile.ledger.GpuLedger``): a plan
+that fits is entered in the ledger in the same critical section that computed it; a deployment
+that does not fit any more gets ``Sized=False`` (``GpusBusy``) and nothing is created for it.
 
 The shared cache objects carry no ownerReference (several LLMDeployments use them);
 ``kubellm.reconcile.cachegc`` deletes a cache no deployment references after a grace period.
@@ -60,32 +53,22 @@ from kubellm.api.v1alpha1 import (
 )
 from kubellm.errors import KubellmError, PermanentError, SpecError, TemporaryError
 from kubellm.facts import ModelFacts
+from kubellm.planner import Plan, plan_deployment
 from kubellm.reasons import Reason
 from kubellm.reconcile import status
+from kubellm.reconcile.ledger import WORKLOAD_KINDS, GpuLedger, Observed
 from kubellm.reconcile.ports import ClusterPort, FactsPort
 from kubellm.runtimes import lws
-from kubellm.sizing.commitments import (
-    Commitment,
-    commitment_from_status,
-    commitment_from_workload,
-    committed_inventory,
-    is_own_pod,
-    merge_commitments,
-)
-from kubellm.sizing.types import Inventory
 
 log = logging.getLogger("kubellm.reconcile")
 
 KIND = "LLMDeployment"
 POLICY_KIND = "LicensePolicy"
-# The kinds that run serving pods, by kind: a Deployment, or a LeaderWorkerSet when one replica
-# spans several nodes (its CRD may be missing: then KindNotServed, and nothing is created).
-WORKLOAD_KINDS = {"Deployment": "apps/v1", lws.KIND: lws.API_VERSION}
 
 
-@dataclass
+@dataclass(frozen=True)
 class Settings:
-    """Operator tunables (``kubellm run`` flags)."""
+    """The reconciler's part of the operator's config (``kubellm.shell.config``), frozen."""
 
     image: str | None = None  # image of the download Job (default: kubellm's own)
     hub_endpoint: str | None = None  # HF_ENDPOINT for the download Job (a mirror; None: the Hub)
@@ -140,7 +123,8 @@ def _owner_reference(body: dict[str, Any]) -> dict[str, Any]:
 
 class Reconciler:
     """Holds the adapters and small caches; ``reconcile`` is safe to call from many threads, but
-    callers must not run two reconciles of the same object at once (the handlers lock per key)."""
+    callers must not run two reconciles of the same object at once (the operator's work queue
+    never does)."""
 
     def __init__(
         self,
@@ -150,9 +134,6 @@ class Reconciler:
         *,
         clock: Callable[[], float] = time.monotonic,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
-        planner: Callable[..., Any] | None = None,
-        inventory_builder: Callable[[list[dict[str, Any]], list[dict[str, Any]]], Inventory]
-        | None = None,
         on_planned: Callable[[str, str, str | None], None] | None = None,
     ) -> None:
         self.cluster = cluster
@@ -162,18 +143,13 @@ class Reconciler:
         self.now = now
         self._facts = _TtlCache()
         self._snapshots = _TtlCache()
-        self._planner = planner
-        self._inventory_builder = inventory_builder
         # told (namespace, name, cache key) right after planning and before the cache's Job is
         # read, so a cache that completes while this reconcile runs still wakes it (see
-        # handlers.Runtime.users_of_cache): level-triggered however far status got
+        # shell.operator.Operator.users_of_cache): level-triggered however far status got
         self._on_planned = on_planned
         self._cache_locks: dict[tuple[str, str | None], threading.Lock] = {}
         self._cache_locks_guard = threading.Lock()
-        # GPUs promised by plans this operator decided, per (namespace, LLMDeployment name);
-        # read and written only under _gpu_lock
-        self._ledger: dict[tuple[str, str], Commitment] = {}
-        self._gpu_lock = threading.Lock()
+        self.ledger = GpuLedger()
 
     # ---- observe -----------------------------------------------------------------------
     def _facts_for(self, llmd: LLMDeployment, namespace: str) -> ModelFacts:
@@ -211,63 +187,19 @@ class Reconciler:
         self._snapshots.put(kind, items, now)
         return items
 
-    def _observed(self) -> tuple[list[dict[str, Any]], list[dict[str, Any]],
-                                 list[dict[str, Any]]]:
+    def _observed(self) -> Observed:
         """Nodes, Pods and kubellm serving Deployments (snapshots shared for inventory_ttl)."""
-        deployments = ([] if self._inventory_builder is not None
-                       else self._snapshot("Deployment", "apps/v1",
-                                                     naming.SERVING_SELECTOR))
-        return self._snapshot("Node"), self._snapshot("Pod"), deployments
-
-    def inventory(self, own: tuple[str, str],
-                  observed: tuple[list[dict[str, Any]], list[dict[str, Any]],
-                                  list[dict[str, Any]]] | None = None,
-                  node_selector: dict[str, str] | None = None) -> Inventory:
-        """The live GPU inventory for the LLMDeployment ``own`` (namespace, name): free GPUs
-        are allocatable minus bound pods minus GPUs committed to *other* deployments; its own
-        pods, Deployment and ledger entry do not count, so a running deployment never sizes
-        against itself; only nodes its ``spec.nodeSelector`` matches. Call it under
-        ``_gpu_lock`` when the result is acted on."""
-        nodes, pods, deployments = observed or self._observed()
-        builder = self._inventory_builder
-        if builder is not None:  # tests: a fixed inventory
-            return builder(nodes, [p for p in pods if not is_own_pod(p, own)])
-        commitments = merge_commitments(self._ledger, deployments)
-        return committed_inventory(nodes, pods, commitments, own, node_selector)
+        return (self._snapshot("Node"), self._snapshot("Pod"),
+                self._snapshot("Deployment", "apps/v1", naming.SERVING_SELECTOR))
 
     def seed(self, llmds: list[dict[str, Any]]) -> int:
-        """At start-up: enter what each LLMDeployment's status says it was promised (Sized=True)
-        in the ledger, so a restart does not hand GPUs of deployments still downloading to
-        whoever is reconciled first. Returns the number of entries added."""
-        added = 0
-        with self._gpu_lock:
-            for obj in llmds:
-                found = commitment_from_status(obj)
-                if found is not None and found.key not in self._ledger:
-                    self._ledger[found.key] = found
-                    added += 1
-        return added
+        """At start-up: the GPUs each LLMDeployment's status says it was promised
+        (``GpuLedger.seed``)."""
+        return self.ledger.seed(llmds)
 
     def release(self, namespace: str, name: str) -> bool:
         """The LLMDeployment is gone: its promised GPUs are free (True if it held any)."""
-        with self._gpu_lock:
-            return self._ledger.pop((namespace, name), None) is not None
-
-    def _commit(self, key: tuple[str, str], plan: Any, out: Outcome) -> None:
-        """Enter a deployable plan's serving workload in the ledger, or drop a refused one's."""
-        dep = next((o for o in plan.serving_objects if o.get("kind") in WORKLOAD_KINDS), None)
-        found = commitment_from_workload(dep) if plan.deployable and dep else None
-        old = self._ledger.get(key)
-        if old is not None and old.replicas * old.gpus_per_replica > (
-                found.replicas * found.gpus_per_replica if found else 0):
-            out.gpus_released = True
-        if found is None:
-            self._ledger.pop(key, None)
-        else:
-            self._ledger[key] = Commitment(
-                namespace=key[0], owner=key[1], replicas=found.replicas,
-                gpus_per_replica=found.gpus_per_replica, selector=found.selector,
-                node_selector=found.node_selector, node_terms=found.node_terms)
+        return self.ledger.release((namespace, name))
 
     def invalidate_policies(self) -> None:
         """A LicensePolicy changed: the next reconcile lists them again."""
@@ -364,17 +296,11 @@ class Reconciler:
         policies = self.policies()
         observed = self._observed()
         mark = out.mark("observe", mark)
-        planner = self._planner
-        if planner is None:
-            from kubellm.planner import plan_deployment
-
-            planner = plan_deployment
-        key = (namespace, out.name)
-        with self._gpu_lock:  # decide and commit GPUs atomically (no API calls in here)
-            inventory = self.inventory(key, observed, llmd.spec.node_selector)
-            plan = planner(llmd, facts, policies, inventory, cache_complete=None,
-                           image=self.settings.image, hub_endpoint=self.settings.hub_endpoint)
-            self._commit(key, plan, out)
+        plan, out.gpus_released = self.ledger.decide(
+            (namespace, out.name), observed, llmd.spec.node_selector,
+            lambda inventory: plan_deployment(
+                llmd, facts, policies, inventory, cache_complete=None,
+                image=self.settings.image, hub_endpoint=self.settings.hub_endpoint))
         if self._on_planned is not None:
             self._on_planned(namespace, out.name, plan.cache_key)
         mark = out.mark("plan", mark)
@@ -444,7 +370,7 @@ class Reconciler:
                      deployment)
         out.mark("status", mark)
 
-    def _delete_replaced_workload(self, plan: Any, old_status: dict[str, Any], out: Outcome,
+    def _delete_replaced_workload(self, plan: Plan, old_status: dict[str, Any], out: Outcome,
                                   namespace: str, uid: str) -> None:
         """A replica that moved between one node and several changed workload kind (Deployment
         <-> LeaderWorkerSet): delete the old kind, which would otherwise keep its GPUs.
