@@ -25,12 +25,8 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import ssl
-import subprocess
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
@@ -49,6 +45,7 @@ from kubellm.sandbox import (
     pki,
     ports,
     process,
+    readiness,
     realnode,
     stages,
     versions,
@@ -70,16 +67,6 @@ def default_state_dir() -> Path:
         return Path(override).expanduser()
     base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
     return Path(base) / "kubellm" / "sandbox"
-
-
-def start_timeout() -> float:
-    value = os.environ.get("KUBELLM_SANDBOX_START_TIMEOUT", "180")
-    try:
-        return float(value)
-    except ValueError as exc:
-        raise SandboxError(
-            f"KUBELLM_SANDBOX_START_TIMEOUT={value!r} is not a number of seconds"
-        ) from exc
 
 
 @dataclass
@@ -287,7 +274,7 @@ class Sandbox:
         names = ["etcd-client", "etcd-peer", "apiserver", "controller-manager", "scheduler"]
         picked = ports.pick(len(names), requested={2: port} if port else None)
         port_map = dict(zip(names, picked, strict=True))
-        host_ip = nodeconfig.NODE_IP if node_bins else _host_ip()
+        host_ip = nodeconfig.NODE_IP if node_bins else readiness.host_ip()
         certs = pki.generate(self.state_dir / "pki", extra_ips=(host_ip,))
         if node_bins is not None:
             pki.node_certs(certs, nodeconfig.NODE_NAME, nodeconfig.NODE_IP)
@@ -344,7 +331,7 @@ class Sandbox:
         progress: Progress,
     ) -> None:
         p = state.ports
-        deadline = time.monotonic() + start_timeout()
+        deadline = time.monotonic() + readiness.start_timeout()
         kubeconfig = str(self.kubeconfig)
         etcd_url = f"http://127.0.0.1:{p['etcd-client']}"
         peer_url = f"http://127.0.0.1:{p['etcd-peer']}"
@@ -366,7 +353,8 @@ class Sandbox:
                 "--log-level=warn",
             ],
         )
-        _wait(lambda: _http_ok(f"{etcd_url}/health"), [etcd], "etcd /health", deadline)
+        readiness.wait_for(lambda: readiness.http_ok(f"{etcd_url}/health"), [etcd],
+                           "etcd /health", deadline)
 
         progress("starting kube-apiserver")
         apiserver = self._spawn(
@@ -392,13 +380,12 @@ class Sandbox:
                 "--profiling=false",
                 "--max-requests-inflight=800",
                 "--max-mutating-requests-inflight=400",
-                *(_kubelet_client_flags(certs) if state.real_node else []),
-                *(_REAL_NODE_ADMISSION if state.real_node else []),
+                *(realnode.apiserver_flags(certs) if state.real_node else []),
             ],
         )
-        ctx = _client_tls(certs)
-        _wait(
-            lambda: _http_ok(f"{state.server}/readyz", ctx),
+        ctx = readiness.client_tls(certs)
+        readiness.wait_for(
+            lambda: readiness.http_ok(f"{state.server}/readyz", ctx),
             [etcd, apiserver],
             "kube-apiserver /readyz",
             deadline,
@@ -465,7 +452,7 @@ class Sandbox:
         manifests = self.state_dir / "objects.yaml"
         manifests.write_text(yaml.safe_dump_all([stages.storage_class(), *node_objects]))
         progress(f"creating {len(node_objects)} nodes and StorageClass {stages.STORAGE_CLASS}")
-        _kubectl(
+        readiness.kubectl(
             bins,
             kubeconfig,
             ["apply", "--server-side", "--field-manager=kubellm-sandbox", "-f", str(manifests)],
@@ -478,16 +465,17 @@ class Sandbox:
             ("kube-scheduler", "scheduler"),
         ):
             url = f"https://127.0.0.1:{p[key]}/healthz"
-            _wait(partial(_http_ok, url, insecure), everything, f"{name} /healthz", deadline)
+            readiness.wait_for(partial(readiness.http_ok, url, insecure), everything,
+                               f"{name} /healthz", deadline)
         want = len(node_objects)
-        _wait(
-            lambda: _ready_nodes(bins, kubeconfig) >= want,
+        readiness.wait_for(
+            lambda: readiness.ready_nodes(bins, kubeconfig) >= want,
             everything,
             f"{want} nodes Ready",
             deadline,
         )
-        _wait(
-            partial(_kubectl_ok, bins, kubeconfig, ["get", "sa/default", "-n", "default"]),
+        readiness.wait_for(
+            partial(readiness.kubectl_ok, bins, kubeconfig, ["get", "sa/default", "-n", "default"]),
             everything,
             "the default ServiceAccount",
             deadline,
@@ -505,118 +493,13 @@ class Sandbox:
         node_images = images.build_all(progress)
         params = realnode.params(self.node_root, state.ports["apiserver"], node_images)
         node = realnode.RealNode(params, certs, node_bins, bins)
-        deadline = time.monotonic() + start_timeout()
+        deadline = time.monotonic() + readiness.start_timeout()
         watched = list(state.processes)
 
         def spawn(name: str, argv: list[str], env: dict[str, str] | None) -> ProcessRecord:
             return self._spawn(state, name, argv, env)
 
         def wait(check: Callable[[], bool], procs: list[ProcessRecord], what: str) -> None:
-            _wait(check, procs, what, deadline)
+            readiness.wait_for(check, procs, what, deadline)
 
         node.start(node_images, spawn, wait, watched, progress)
-
-
-#: With a real node: a namespace's annotations may pin all its pods there (PodNodeSelector:
-#: ``scheduler.alpha.kubernetes.io/node-selector``) and give them the node's toleration
-#: (PodTolerationRestriction: ``scheduler.alpha.kubernetes.io/defaultTolerations``), so the
-#: pods kubellm renders (the download Job too, which has no placement of its own) run for real.
-_REAL_NODE_ADMISSION = ["--enable-admission-plugins=PodNodeSelector,PodTolerationRestriction"]
-
-
-def _kubelet_client_flags(certs: pki.PkiPaths) -> list[str]:
-    """How the apiserver talks to the real kubelet: its node IP, mutual TLS with our CA."""
-    node = pki.NodeCerts.under(certs.dir)
-    return [
-        f"--kubelet-client-certificate={node.apiserver_kubelet_cert}",
-        f"--kubelet-client-key={node.apiserver_kubelet_key}",
-        f"--kubelet-certificate-authority={certs.ca_cert}",
-        "--kubelet-preferred-address-types=InternalIP",
-    ]
-
-
-def _host_ip() -> str:
-    """A non-loopback address for --advertise-address (no packet is sent)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        try:
-            sock.connect(("10.255.255.255", 1))
-            ip = str(sock.getsockname()[0])
-        except OSError:
-            ip = ""
-    return ip if ip and not ip.startswith("127.") else "192.0.2.1"
-
-
-def _client_tls(certs: pki.PkiPaths) -> ssl.SSLContext:
-    ctx = ssl.create_default_context(cafile=str(certs.ca_cert))
-    ctx.load_cert_chain(str(certs.admin_cert), str(certs.admin_key))
-    return ctx
-
-
-def _http_ok(url: str, ctx: ssl.SSLContext | None = None) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=2, context=ctx) as resp:
-            return int(resp.status) == 200
-    except (urllib.error.URLError, OSError, ValueError):
-        return False
-
-
-def _kubectl(bins: install.Binaries, kubeconfig: str, args: list[str]) -> str:
-    proc = subprocess.run(
-        [str(bins["kubectl"]), f"--kubeconfig={kubeconfig}", *args],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=120,
-    )
-    if proc.returncode != 0:
-        raise SandboxError(f"kubectl {' '.join(args[:2])} failed: {proc.stderr.strip()}")
-    return proc.stdout
-
-
-def _kubectl_ok(bins: install.Binaries, kubeconfig: str, args: list[str]) -> bool:
-    try:
-        _kubectl(bins, kubeconfig, args)
-    except (SandboxError, subprocess.TimeoutExpired):
-        return False
-    return True
-
-
-def _ready_nodes(bins: install.Binaries, kubeconfig: str) -> int:
-    try:
-        out = _kubectl(bins, kubeconfig, ["get", "nodes", "-o", "json"])
-    except (SandboxError, subprocess.TimeoutExpired):
-        return 0
-    ready = 0
-    for node in json.loads(out).get("items", []):
-        for cond in node.get("status", {}).get("conditions", []) or []:
-            if cond.get("type") == "Ready" and cond.get("status") == "True":
-                ready += 1
-    return ready
-
-
-def _wait(
-    check: Callable[[], bool],
-    watched: list[ProcessRecord],
-    what: str,
-    deadline: float,
-    interval: float = 0.25,
-) -> None:
-    """Poll ``check`` until true; fail with a log tail if a process dies or time runs out."""
-    while True:
-        for record in watched:
-            if not process.is_running(record):
-                raise SandboxError(
-                    f"{record.name} exited while waiting for {what}; last lines of "
-                    f"{record.log}:\n{process.log_tail(record.log)}"
-                )
-        if check():
-            return
-        if time.monotonic() > deadline:
-            tails = "\n".join(
-                f"--- {r.name} ({r.log}):\n{process.log_tail(r.log, 8)}" for r in watched
-            )
-            raise SandboxError(
-                f"timed out waiting for {what} (KUBELLM_SANDBOX_START_TIMEOUT="
-                f"{start_timeout():.0f}s):\n{tails}"
-            )
-        time.sleep(interval)

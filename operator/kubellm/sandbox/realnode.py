@@ -273,3 +273,22 @@ def stop_shims(socket: Path) -> int:
             except OSError:
                 pass
     return killed
+
+
+def apiserver_flags(certs: pki.PkiPaths) -> list[str]:
+    """The apiserver's flags for a sandbox with the real node.
+
+    It talks to the real kubelet by its node IP with mutual TLS under the sandbox CA. And a
+    namespace's annotations may pin all its pods to the node (PodNodeSelector:
+    ``scheduler.alpha.kubernetes.io/node-selector``) and give them the node's toleration
+    (PodTolerationRestriction: ``scheduler.alpha.kubernetes.io/defaultTolerations``), so the pods
+    kubellm renders (the download Job too, which has no placement of its own) run for real.
+    """
+    node = pki.NodeCerts.under(certs.dir)
+    return [
+        f"--kubelet-client-certificate={node.apiserver_kubelet_cert}",
+        f"--kubelet-client-key={node.apiserver_kubelet_key}",
+        f"--kubelet-certificate-authority={certs.ca_cert}",
+        "--kubelet-preferred-address-types=InternalIP",
+        "--enable-admission-plugins=PodNodeSelector,PodTolerationRestriction",
+    ]
