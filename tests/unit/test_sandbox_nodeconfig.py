@@ -11,7 +11,7 @@ import pytest
 from cryptography import x509
 from cryptography.x509.oid import NameOID
 
-from kubellm.sandbox import cluster, hostnet, images, nodeconfig, nodes, pki
+from kubellm.sandbox import cluster, hostnet, images, nodeconfig, nodefirewall, nodes, pki
 from kubellm.sandbox.nodeconfig import NodeParams
 
 
@@ -45,9 +45,9 @@ def test_addresses_are_clear_of_kwok_and_services() -> None:
 
 
 def test_iptables_teardown_is_the_inverse_of_setup() -> None:
-    chains = nodeconfig.iptables_rules()
-    setup = nodeconfig.iptables_setup(chains)
-    teardown = nodeconfig.iptables_teardown(chains)
+    chains = nodefirewall.iptables_rules()
+    setup = nodefirewall.iptables_setup(chains)
+    teardown = nodefirewall.iptables_teardown(chains)
     created = [(c[1], c[3]) for c in setup if c[2] == "-N"]
     deleted = [(c[1], c[3]) for c in teardown if c[2] == "-X"]
     assert sorted(created) == sorted(deleted) and len(created) == len(chains)
@@ -59,11 +59,11 @@ def test_iptables_teardown_is_the_inverse_of_setup() -> None:
     for chain in chains:
         steps = [c[2] for c in teardown if c[3] in (chain.name, chain.hook) and chain.name in c]
         assert steps == ["-D", "-F", "-X"]
-    assert all(c.name.startswith(nodeconfig.OWN_CHAIN_PREFIX) for c in chains)
+    assert all(c.name.startswith(nodefirewall.OWN_CHAIN_PREFIX) for c in chains)
 
 
 def test_pod_traffic_never_leaves_through_the_uplink() -> None:
-    by_hook = {c.hook: c for c in nodeconfig.iptables_rules()}
+    by_hook = {c.hook: c for c in nodefirewall.iptables_rules()}
     forward = by_hook["FORWARD"].rules
     assert ("-i", nodeconfig.BRIDGE, "!", "-o", nodeconfig.BRIDGE, "-j", "DROP") in forward
     out = by_hook["POSTROUTING"].rules
@@ -192,7 +192,7 @@ def test_sweep_removes_jumps_then_chains(monkeypatch: pytest.MonkeyPatch) -> Non
         return Done(listing.get(args[1], "")) if args[2] == "-S" else Done()
 
     monkeypatch.setattr(hostnet, "iptables", fake)
-    hostnet.sweep_chains(nodeconfig.FOREIGN_CHAIN_PREFIXES)
+    hostnet.sweep_chains(nodefirewall.FOREIGN_CHAIN_PREFIXES)
     changes = [c for c in calls if c[2] != "-S"]
     assert changes == [
         ["-t", "filter", "-D", "INPUT", "-j", "KUBE-FIREWALL"],

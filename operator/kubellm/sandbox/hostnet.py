@@ -6,7 +6,7 @@ own chains), so :func:`teardown` can undo it even when the sandbox directory is 
 
 - the bridge :data:`nodeconfig.BRIDGE` with the node IP; forwarding is turned on for packets
   arriving on it only (``net.ipv4.conf.<bridge>.forwarding``), not for the host;
-- our ``KUBELLM-SANDBOX-*`` chains (:func:`nodeconfig.iptables_rules`);
+- our ``KUBELLM-SANDBOX-*`` chains (:func:`nodefirewall.iptables_rules`);
 - the ``KUBE-*`` / ``CNI-*`` chains kubelet, kube-proxy and the portmap plugin make: set-up refuses
   to start while any exists (another Kubernetes on this host), so tear-down removes them all;
 - the kernel tunables kubelet sets (:data:`nodeconfig.KERNEL_SYSCTLS`): restored to what they were;
@@ -30,7 +30,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from kubellm.sandbox import nodeconfig
+from kubellm.sandbox import nodeconfig, nodefirewall
 from kubellm.sandbox.errors import SandboxError
 from kubellm.sandbox.install import Progress
 
@@ -121,7 +121,7 @@ def setup(state_dir: Path, progress: Progress) -> None:
     _run(["ip", "addr", "add", f"{nodeconfig.NODE_IP}/24", "dev", br])
     _run(["ip", "link", "set", br, "up"])
     write_sysctl(f"net/ipv4/conf/{br}/forwarding", "1")
-    for args in nodeconfig.iptables_setup(nodeconfig.iptables_rules()):
+    for args in nodefirewall.iptables_setup(nodefirewall.iptables_rules()):
         iptables(args)
     make_cgroup_root()
 
@@ -146,7 +146,7 @@ def foreign_chains() -> list[tuple[str, str]]:
         for line in proc.stdout.splitlines():
             parts = line.split()
             if len(parts) >= 2 and parts[0] == "-N" and parts[1].startswith(
-                nodeconfig.FOREIGN_CHAIN_PREFIXES
+                nodefirewall.FOREIGN_CHAIN_PREFIXES
             ):
                 found.append((table, parts[1]))
     return found
@@ -245,8 +245,8 @@ def teardown(progress: Progress, node_root: Path | None = None) -> None:
     if node_root is not None:
         unmount_all(node_root)
     remove_cgroups()
-    sweep_chains(nodeconfig.FOREIGN_CHAIN_PREFIXES)
-    for args in nodeconfig.iptables_teardown(nodeconfig.iptables_rules()):
+    sweep_chains(nodefirewall.FOREIGN_CHAIN_PREFIXES)
+    for args in nodefirewall.iptables_teardown(nodefirewall.iptables_rules()):
         iptables(args, check=False)
     if Path(f"/sys/class/net/{nodeconfig.BRIDGE}").exists():
         _run(["ip", "link", "delete", nodeconfig.BRIDGE], check=False)
