@@ -29,8 +29,7 @@ heads (noted in ``considered``).
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 from kubellm.api.v1alpha1 import LLMDeploymentSpec
 from kubellm.errors import SpecError
@@ -38,88 +37,27 @@ from kubellm.facts import Architecture, ModelFacts
 from kubellm.reasons import Reason
 from kubellm.runtimes.catalog import auto_order, memory_multiplier, runtime_info, runtime_infos
 from kubellm.sizing import memory as mem
-from kubellm.sizing.catalog import gpu_supports, is_mig, known_gpu_names, lookup_gpu
+from kubellm.sizing.catalog import gpu_supports, known_gpu_names, lookup_gpu
+from kubellm.sizing.options import (
+    Evaluation,
+    Option,
+    Pool,
+    SizingModel,
+    all_free,
+    candidate_pools,
+    evaluate,
+    model_tps,
+    options_for,
+    place,
+)
 from kubellm.sizing.quant import describe, resolve_quant, weight_bytes
-from kubellm.sizing.types import GpuType, Inventory, NodePool, Quant, SizingResult
+from kubellm.sizing.types import GpuType, Inventory, SizingResult
 
-TP_SIZES = (1, 2, 4, 8)
 MAX_CONSIDERED = 40
 
 
-@dataclass(frozen=True)
-class _Pool:
-    pool: NodePool
-    gpu: GpuType
-    memory_gib: float
-    mig: bool
-
-    @property
-    def free(self) -> tuple[int, ...]:
-        p = self.pool
-        if p.free_gpus_per_node is not None:
-            return p.free_gpus_per_node
-        return (p.gpus_per_node,) * p.nodes
-
-
-@dataclass(frozen=True)
-class _Option:
-    pool: _Pool
-    tp: int
-    pp: int
-
-    @property
-    def gpus(self) -> int:
-        return self.tp * self.pp
-
-    def key(self) -> tuple[int, int, float, int, str]:
-        return (
-            self.gpus,
-            round(self.pool.memory_gib),
-            self.pool.gpu.relative_cost,
-            -self.tp,
-            self.pool.pool.gpu_product,
-        )
-
-    def label(self) -> str:
-        par = f"tp{self.tp}" + (f" x pp{self.pp}" if self.pp > 1 else "")
-        return f"{self.gpus} x {self.pool.pool.gpu_product} ({par})"
-
-
-@dataclass(frozen=True)
-class _Eval:
-    option: _Option
-    fits_memory: bool
-    placeable: bool
-    nodes: int
-    max_len: int
-    weights_gib: float
-    kv_gib: float
-    overhead_gib: float
-    usable_gib: float
-    free_for_kv_gib: float
-
-    @property
-    def per_gpu_gib(self) -> float:
-        return self.weights_gib + self.kv_gib + self.overhead_gib
-
-
-def _valid_tp(arch: Architecture | None, tp: int) -> bool:
-    if arch is None or not arch.num_attention_heads:
-        return True
-    if arch.num_attention_heads % tp:
-        return False
-    kv = 1 if arch.is_mla else (arch.effective_kv_heads or arch.num_attention_heads)
-    if arch.is_mla:
-        return True
-    return (kv % tp == 0) if kv >= tp else (tp % kv == 0)
-
-
-def _model_tps(arch: Architecture | None) -> list[int]:
-    return [t for t in TP_SIZES if _valid_tp(arch, t)]
-
-
 def _check_count(count: int, arch: Architecture | None) -> None:
-    tps = _model_tps(arch)
+    tps = model_tps(arch)
     if count in tps or (count > max(tps) and count % max(tps) == 0):
         return
     heads = arch.num_attention_heads if arch else None
@@ -131,140 +69,7 @@ def _check_count(count: int, arch: Architecture | None) -> None:
     )
 
 
-def _pools(inventory: Inventory, wanted: GpuType | None) -> tuple[list[_Pool], list[str]]:
-    pools: list[_Pool] = []
-    notes: list[str] = []
-    for p in inventory.pools:
-        gpu = lookup_gpu(p.gpu_product)
-        mig = is_mig(p.gpu_product)
-        if gpu is None:
-            if not p.gpu_memory_mib:
-                notes.append(f"{p.gpu_product}: not in the GPU catalogue, skipped")
-                continue
-            # Unknown GPU with a memory label: assume the oldest generation the kernels allow.
-            gpu = GpuType(product=p.gpu_product, memory_gib=p.gpu_memory_mib / 1024,
-                          compute_capability=(7, 0))  # fmt: skip
-        if wanted is not None and gpu.product != wanted.product:
-            continue
-        memory = (p.gpu_memory_mib / 1024) if p.gpu_memory_mib else gpu.memory_gib
-        pools.append(_Pool(pool=p, gpu=gpu, memory_gib=round(memory, 2), mig=mig))
-    return pools, notes
-
-
-def _options(
-    pool: _Pool, arch: Architecture | None, count: int | None, runtime: str
-) -> list[_Option]:
-    gpn = pool.pool.gpus_per_node
-    tps = [t for t in _model_tps(arch) if t <= gpn]
-    if pool.mig:
-        tps = [1]
-    if not tps:
-        return []
-    pp_ok = not runtime_info(runtime).no_pipeline_parallel and not pool.mig
-    capacity = sum(pool.pool.gpus_per_node for _ in range(pool.pool.nodes))
-    layers = arch.num_hidden_layers if arch and arch.num_hidden_layers else 10**6
-    if count is not None:
-        divisors = [t for t in tps if count % t == 0]
-        if not divisors:
-            return []
-        tp = max(divisors)
-        pp = count // tp
-        if (pp > 1 and not pp_ok) or count > capacity or pp > layers:
-            return []
-        return [_Option(pool, tp, pp)]
-    out = [_Option(pool, t, 1) for t in tps]
-    if pp_ok:
-        tmax = max(tps)
-        stages = sum(n // tmax for n in (gpn,) * pool.pool.nodes)
-        out += [_Option(pool, tmax, pp) for pp in range(2, min(stages, layers) + 1)]
-    return out
-
-
-def _place(option: _Option, replicas: int = 1) -> tuple[bool, int]:
-    """Whether ``replicas`` replicas of pp stages of tp GPUs fit the free GPUs, and on how many
-    nodes one replica runs (fewest).
-
-    A replica that fits one node (tp x pp <= GPUs per node) is one pod: it needs all its GPUs on
-    one node, so the replicas are whole pods packed per node. A multi-node replica is packed as
-    stages of tp GPUs (replicas x pp of them) across the nodes.
-    """
-    free = sorted(option.pool.free, reverse=True)
-    gpn = option.pool.pool.gpus_per_node
-    if option.gpus <= gpn:
-        return sum(f // option.gpus for f in free) >= replicas, 1
-    per_node = max(1, gpn // option.tp)
-    nodes = math.ceil(option.pp / per_node)
-    stages_left = option.pp * replicas
-    for count, f in enumerate(free, start=1):
-        take = min(f // option.tp, stages_left)
-        if take <= 0:
-            break
-        stages_left -= take
-        if stages_left == 0:
-            return True, (count if replicas == 1 else nodes)
-    return stages_left <= 0, nodes
-
-
-@dataclass(frozen=True)
-class _Model:
-    name: str
-    quant: Quant
-    quant_label: str
-    weight_bytes: int
-    arch: Architecture | None
-    kv_known: bool
-    cap: int
-    explicit_len: int | None
-    concurrency: int
-    kv_dtype: str
-    utilization: float
-    replicas: int = 1  # replicas that must fit the free GPUs together
-    multiplier: float = 1.0  # share of the utilization the runtime really fills (TGI 0.90)
-    multiplier_env: str | None = None  # its name, for messages (TGI_WIGGLE_ROOM)
-
-    @property
-    def fraction(self) -> float:
-        """The share of each GPU's memory weights, overhead and KV must fit in."""
-        return self.utilization * self.multiplier
-
-    @property
-    def fraction_text(self) -> str:
-        """``0.9`` (vLLM), ``0.9 x 0.9 TGI_WIGGLE_ROOM`` (TGI)."""
-        if self.multiplier == 1.0:
-            return f"{self.utilization}"
-        return f"{self.utilization} x {self.multiplier:g} {self.multiplier_env or 'engine share'}"
-
-
-def _evaluate(model: _Model, option: _Option) -> _Eval:
-    arch = model.arch
-    layers = arch.num_hidden_layers if arch else None
-    weights = mem.weights_per_gpu_gib(model.weight_bytes, option.tp, option.pp, layers)
-    overhead = mem.overhead_gib(weights)
-    usable = option.pool.memory_gib * model.fraction
-    room = usable - weights - overhead
-    placeable, nodes = _place(option, model.replicas)
-    if not model.kv_known or arch is None:
-        length = model.explicit_len or 0
-        reserve = usable * mem.UNKNOWN_ARCH_KV_RESERVE
-        return _Eval(option, room >= reserve, placeable, nodes, length, weights, 0.0, overhead,
-                     usable, room)  # fmt: skip
-    per_token = mem.kv_bytes_per_token(arch, model.kv_dtype, tp=option.tp, pp=option.pp)
-    if model.explicit_len is not None:
-        length = model.explicit_len
-        fits = room * mem.GIB >= per_token * length * model.concurrency
-    else:
-        tokens = int(max(room, 0.0) * mem.GIB // (per_token * model.concurrency))
-        length = mem.auto_max_len(tokens, model.cap)
-        fits = length >= mem.min_auto_len(model.cap)
-    kv = (
-        per_token * length * model.concurrency / mem.GIB
-        if fits
-        else (per_token * max(length, mem.min_auto_len(model.cap)) * model.concurrency / mem.GIB)
-    )
-    return _Eval(option, fits, placeable, nodes, length, weights, kv, overhead, usable, room)
-
-
-def _line(e: _Eval, model: _Model) -> str:
+def _line(e: Evaluation, model: SizingModel) -> str:
     o = e.option
     need = (
         f"{e.weights_gib:.2f} weights + {e.kv_gib:.2f} KV + {e.overhead_gib:.2f} overhead = "
@@ -279,13 +84,7 @@ def _line(e: _Eval, model: _Model) -> str:
     return f"{o.label()}: {need}: {verdict}"
 
 
-def _all_free(option: _Option) -> _Option:
-    """The same option on its pool with every GPU free (capacity, not current use)."""
-    pool = replace(option.pool, pool=replace(option.pool.pool, free_gpus_per_node=None))
-    return replace(option, pool=pool)
-
-
-def _busy(option: _Option, replicas: int) -> str:
+def _busy(option: Option, replicas: int) -> str:
     """'only N of those GPUs are free now (per node ...); needs ...' for a placement refusal."""
     free = option.pool.free
     need = f"{replicas} x {option.gpus}" if replicas > 1 else str(option.gpus)
@@ -373,7 +172,7 @@ def size(
                 "use auto or one of: " + ", ".join(known_gpu_names()),
             )
 
-    model = _Model(
+    model = SizingModel(
         name=_name(facts),
         quant=quant,
         quant_label=describe(quant, facts),
@@ -398,7 +197,7 @@ def size(
         total_weight_bytes=total,
     )
 
-    pools, skipped = _pools(inventory, wanted)
+    pools, skipped = candidate_pools(inventory, wanted)
     considered: list[str] = [*notes, *inventory.notes, *skipped]
     if wanted is not None and not pools:
         have = _inventory_summary(inventory)
@@ -410,7 +209,7 @@ def size(
             considered=tuple(considered),
         )
 
-    supported: list[_Pool] = []
+    supported: list[Pool] = []
     unsupported: list[str] = []
     for pool in pools:
         ok, why = gpu_supports(pool.gpu, quant, runtime=runtime)
@@ -425,13 +224,13 @@ def size(
         )
 
     options = sorted(
-        (o for pool in supported for o in _options(pool, arch, count, runtime)),
+        (o for pool in supported for o in options_for(pool, arch, count, runtime)),
         key=lambda o: o.key(),
     )
-    evals: list[_Eval] = []
-    chosen: _Eval | None = None
+    evals: list[Evaluation] = []
+    chosen: Evaluation | None = None
     for option in options:
-        e = _evaluate(model, option)
+        e = evaluate(model, option)
         evals.append(e)
         if len(considered) < MAX_CONSIDERED:
             considered.append(_line(e, model))
@@ -451,7 +250,9 @@ def _inventory_summary(inventory: Inventory) -> str:
     return "; ".join(f"{p.nodes} x {p.gpus_per_node} x {p.gpu_product}" for p in inventory.pools)
 
 
-def _result(base: SizingResult, model: _Model, e: _Eval, considered: list[str]) -> SizingResult:
+def _result(
+    base: SizingResult, model: SizingModel, e: Evaluation, considered: list[str]
+) -> SizingResult:
     o = e.option
     kv_text = (
         f"{e.kv_gib:.2f} GiB KV ({e.max_len} tokens x {model.concurrency}"
@@ -490,9 +291,9 @@ def _result(base: SizingResult, model: _Model, e: _Eval, considered: list[str]) 
 
 def _refusal(
     base: SizingResult,
-    model: _Model,
-    evals: list[_Eval],
-    pools: list[_Pool],
+    model: SizingModel,
+    evals: list[Evaluation],
+    pools: list[Pool],
     inventory: Inventory,
     count: int | None,
     considered: list[str],
@@ -506,7 +307,7 @@ def _refusal(
             considered=tuple(considered),
         )
     fitting = [e for e in evals if e.fits_memory]
-    if fitting and not any(_place(_all_free(e.option), model.replicas)[0] for e in fitting):
+    if fitting and not any(place(all_free(e.option), model.replicas)[0] for e in fitting):
         e = fitting[0]
         nodes = e.option.pool.pool
         return replace(
@@ -519,7 +320,7 @@ def _refusal(
             considered=tuple(considered),
         )
     if fitting:
-        e = next(e for e in fitting if _place(_all_free(e.option), model.replicas)[0])
+        e = next(e for e in fitting if place(all_free(e.option), model.replicas)[0])
         return replace(
             base,
             reason=Reason.GPUS_BUSY,
@@ -581,7 +382,7 @@ def _refusal(
     )
 
 
-def _spread_note(evals: list[_Eval]) -> str:
+def _spread_note(evals: list[Evaluation]) -> str:
     """The widest multi-node option tried (pipeline stages on several nodes), when there was one:
     a refusal then says that splitting across nodes was considered and by how much it misses."""
     spread = [e for e in evals if e.nodes > 1]
