@@ -89,6 +89,13 @@ class UnsupportedError(PermanentError):
     reason = Reason.UNSUPPORTED
 
 
+class CacheStorageError(PermanentError):
+    """The model cache cannot be written (read-only or foreign-owned volume, no space left): a
+    retry of the same Job on the same volume fails the same way."""
+
+    reason = Reason.DOWNLOAD_FAILED
+
+
 class TemporaryError(KubellmError):
     """Retry later. ``delay`` is a hint in seconds."""
 

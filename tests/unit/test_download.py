@@ -238,3 +238,49 @@ def test_finished_cache_has_no_partial_tree_listing(hub: HubServer, tmp_path: Pa
     trees = cache / "models--kubellm-test--tiny-llama" / "trees"
     assert not list(trees.glob("*.json")) if trees.exists() else True
     assert offline_lookup(cache, TINY.repo_id, TINY.sha).returncode == 0
+
+
+def _as_nobody() -> list[str]:
+    """A command prefix that drops root (root writes everywhere), or nothing when not root."""
+    return ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"] \
+        if os.geteuid() == 0 else []
+
+
+def test_an_unwritable_cache_is_a_permanent_error_before_any_hub_request(
+    hub: HubServer, tmp_path: Path
+) -> None:
+    cache = tmp_path / "ro" / "hub"
+    cache.mkdir(parents=True)
+    cache.chmod(0o555)
+    tmp_path.chmod(0o755)
+    full = {k: v for k, v in os.environ.items() if not k.startswith("HF_")}
+    full.update({"HF_ENDPOINT": hub.endpoint, "HF_HOME": str(cache / "home"),
+                 "PYTHONPATH": str(ROOT / "operator")})
+    res = subprocess.run([*_as_nobody(), sys.executable, "-m", "kubellm", "download",
+                          "--cache-dir", str(cache), "--repo", TINY.repo_id, "--retries", "3"],
+                         capture_output=True, text=True, env=full, timeout=120, check=False)
+    assert res.returncode == 2, (res.stdout, res.stderr)  # permanent: the Job must not retry
+    assert f"cannot write the model cache at {cache}" in res.stderr, res.stderr
+    assert "EACCES" in res.stderr and "read-only" in res.stderr and "Traceback" not in res.stderr
+    assert hub.requests == []
+
+
+def test_a_cache_path_through_a_file_is_a_permanent_error(hub: HubServer, tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("not a directory")
+    res = run(hub, tmp_path / "file" / "hub", "--repo", TINY.repo_id)
+    assert res.returncode == 2 and "cannot write the model cache" in res.stderr, res.stderr
+    assert hub.requests == []
+
+
+def test_a_full_volume_says_so() -> None:
+    import errno
+
+    from kubellm.modelinfo.download import storage_error
+
+    err = storage_error(OSError(errno.ENOSPC, "No space left on device", "/models/blobs/x"))
+    assert err is not None and err.reason == "DownloadFailed"
+    assert "/models/blobs/x" in err.message and "spec.cache.size" in err.message
+    wrapped = RuntimeError("download failed")
+    wrapped.__cause__ = OSError(errno.EROFS, "Read-only file system", "/models")
+    assert storage_error(wrapped) is not None
+    assert storage_error(OSError(errno.ECONNREFUSED, "Connection refused")) is None

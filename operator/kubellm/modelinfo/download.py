@@ -22,6 +22,7 @@ Hugging Face one (``hf_download``) and holds the completion marker every source 
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import re
@@ -33,7 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from kubellm.errors import HubUnavailableError, KubellmError, SpecError
+from kubellm.errors import CacheStorageError, HubUnavailableError, KubellmError, SpecError
 from kubellm.modelinfo import _hub
 from kubellm.modelsource import layout
 
@@ -187,12 +188,54 @@ def _snapshot_files(snap: Path) -> tuple[tuple[str, int], ...]:
                  for p in sorted(snap.rglob("*")) if p.is_file())
 
 
+#: errno values that mean the cache itself cannot be written: not the Hub's fault, not temporary.
+STORAGE_ERRNOS = frozenset({errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT,
+                            errno.ENOTDIR})
+
+
+def storage_error(exc: BaseException, where: Path | str | None = None) -> CacheStorageError | None:
+    """``exc`` (or what it wraps) as a CacheStorageError when it says the cache cannot be written
+    (``STORAGE_ERRNOS``); None otherwise."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, OSError) and seen.errno in STORAGE_ERRNOS:
+            path = seen.filename or where or "the cache directory"
+            name = errno.errorcode.get(seen.errno or 0, str(seen.errno))
+            if seen.errno in (errno.ENOSPC, errno.EDQUOT):
+                fix = ("the cache volume is full: give it room (a larger spec.cache.size, or "
+                       "a volume no other workload fills)")
+            else:
+                fix = ("the download pod must be able to write the cache volume: check the "
+                       "PVC is not mounted read-only and that its owner or fsGroup lets the "
+                       f"pod's user (uid {os.getuid()}) write it")
+            return CacheStorageError(
+                f"cannot write the model cache at {path}: {seen.strerror or name} ({name}); "
+                f"not retried, since the same volume fails the same way. Fix: {fix}")
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
+def check_writable(cache_dir: Path) -> None:
+    """Fail at once, permanently, when ``cache_dir`` cannot be written, before any Hub request
+    (otherwise huggingface_hub's OSError would look like a misbehaving endpoint and be retried)."""
+    try:
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        probe = cache_dir / f".kubellm-write-probe-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise storage_error(exc, cache_dir) or CacheStorageError(
+            f"cannot write the model cache at {cache_dir}: {exc}") from exc
+
+
 def download(req: DownloadRequest, *, log: Callable[[str], None] = print,
              sleep: Callable[[float], None] = time.sleep) -> DownloadResult:
     """Download ``req.repo@req.revision`` from ``req.source`` into the cache (the source's
     adapter, ``modelinfo.registry``); raise a KubellmError on failure."""
     from kubellm.modelinfo.registry import model_source
 
+    if req.cache_dir:
+        check_writable(Path(req.cache_dir))
     result: DownloadResult = model_source(req.source).download(req, log=log, sleep=sleep)
     return result
 
@@ -262,7 +305,7 @@ def hf_download(req: DownloadRequest, *, log: Callable[[str], None] = print,
         except KubellmError:
             raise
         except Exception as exc:
-            mapped = _hub.translate(exc, req.repo, req.revision)
+            mapped = storage_error(exc, cache_dir) or _hub.translate(exc, req.repo, req.revision)
             if mapped is None:
                 raise
             if not isinstance(mapped, HubUnavailableError) or attempt == attempts:

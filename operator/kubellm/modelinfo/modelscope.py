@@ -49,6 +49,7 @@ from kubellm.modelinfo.download import (
     complete_snapshot,
     marker_path,
     read_marker,
+    storage_error,
     write_marker,
 )
 from kubellm.modelsource import SourceLayout, layout
@@ -326,7 +327,7 @@ def _download(src: ModelScopeSource, req: DownloadRequest, *, log: Callable[[str
         except KubellmError:
             raise
         except Exception as exc:
-            mapped = src.translate(exc, req.repo, req.revision)
+            mapped = storage_error(exc, cache_dir) or src.translate(exc, req.repo, req.revision)
             if mapped is None:
                 raise
             if not isinstance(mapped, HubUnavailableError) or attempt == attempts:
