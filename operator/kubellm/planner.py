@@ -19,7 +19,7 @@ A denied (Enforce) or unfit deployment gets no objects at all: nothing half-crea
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
@@ -75,10 +75,13 @@ def plan_deployment(
     today: date | None = None,
     image: str | None = None,
     hub_endpoint: str | None = None,
+    runtime_images: Mapping[str, str] | None = None,
 ) -> Plan:
     """Decide everything for one LLMDeployment; never raises for user errors.
 
-    ``image`` and ``hub_endpoint`` (HF_ENDPOINT, a mirror) go to the model download Job.
+    ``image`` and ``hub_endpoint`` (HF_ENDPOINT, a mirror) go to the model download Job;
+    ``runtime_images`` (``--runtime-image``: runtime -> image) replace the catalogue's serving
+    images (``spec.image`` still wins).
 
     ``cache_complete``: None (plan: show everything), True (operator: the download finished),
     False (operator: hold the serving objects back until the cache is ready).
@@ -115,8 +118,9 @@ def plan_deployment(
             spec.runtime if spec.runtime != "auto" else runtimes.choose_runtime(spec, quant, None)
         )
         runtime = runtimes.get_runtime(runtime_name)
+        runtime_image = (runtime_images or {}).get(runtime_name)
         guard.check_overrides(
-            runtime_name, spec.args, spec.env, spec.image, runtime.info.image,
+            runtime_name, spec.args, spec.env, spec.image, runtime_image or runtime.info.image,
             policy.spec.allowed_images if policy is not None else (),
             policy.metadata.name if policy is not None else None,
         )
@@ -162,6 +166,7 @@ def plan_deployment(
             facts=facts,
             sizing=result,
             cache=cache_ref,
+            image=None if spec.image else runtime_image,
             gpu=gpu,
         )
         serving = tuple(runtime.render(ctx))

@@ -29,7 +29,6 @@ NEW_GPU = {"product": "NVIDIA-RTX-PRO-6000-Blackwell", "aliases": ["rtx-pro-6000
 def _reset() -> Iterator[None]:
     yield
     gpus.use_gpu_overrides(())
-    runtimes.use_image_overrides({})
 
 
 def write(tmp_path: Path, doc: Any, name: str = "gpus.yaml") -> str:
@@ -134,23 +133,39 @@ def test_the_built_in_catalogue_passes_the_same_validation() -> None:
 # ---------------------------------------------------------------- runtime images
 
 
-def test_image_overrides_replace_the_catalogue_image() -> None:
+def test_image_overrides_are_values_the_planner_renders() -> None:
+    from test_planner import L4_ONLY, facts, llmd, policy
+
+    from kubellm.planner import plan_deployment
+
     pinned = runtimes.runtime_info("vllm").image
     images = runtimes.parse_image_overrides(
         ["vllm=registry.example:5000/vllm/vllm-openai:v0.29.0",
          "tgi=mirror.example/tgi@sha256:" + "a" * 64])
-    runtimes.use_image_overrides(images)
-    assert runtimes.runtime_info("vllm").image == "registry.example:5000/vllm/vllm-openai:v0.29.0"
-    assert runtimes.runtime_info("tgi").image.endswith("a" * 64)
-    assert runtimes.runtime_info("vllm").port == 8000  # nothing else changes
-    runtimes.use_image_overrides({})
+    assert images["tgi"].endswith("a" * 64)
+
+    def image(plan: Any) -> str:
+        dep = next(o for o in plan.serving_objects if o["kind"] == "Deployment")
+        return str(dep["spec"]["template"]["spec"]["containers"][0]["image"])
+
+    spec = {"gpu": {"type": "l4"}, "runtime": "vllm"}
+    mirrored = plan_deployment(llmd(**spec), facts(), [], L4_ONLY, runtime_images=images)
+    assert image(mirrored) == "registry.example:5000/vllm/vllm-openai:v0.29.0"
+    # a value, not process state: the next plan without it renders the catalogue's image
+    assert image(plan_deployment(llmd(**spec), facts(), [], L4_ONLY)) == pinned
     assert runtimes.runtime_info("vllm").image == pinned
+    # the deployment's own spec.image (where a policy allows it) still wins over the override
+    allow = policy(allowedImages=[pinned.rsplit(":", 1)[0]])
+    own = plan_deployment(llmd(**spec, image=pinned), facts(), [allow], L4_ONLY,
+                          runtime_images=images)
+    assert own.deployable, own.refusal
+    assert image(own) == pinned
 
 
 @pytest.mark.parametrize(("pairs", "message"), [
     (["vllm"], "expected RUNTIME=IMAGE"),
     (["vllm="], "expected RUNTIME=IMAGE"),
-    (["sglang=x/y:1"], "unknown runtime 'sglang'; known: tgi, vllm"),
+    (["triton=x/y:1"], "unknown runtime 'triton'; known: "),
     (["vllm=not an image"], "'not an image' is not an image reference"),
     (["vllm=a/b:1", "vllm=a/b:2"], "vllm given twice"),
 ])

@@ -13,7 +13,7 @@ import pytest
 
 from kubellm import naming
 from kubellm.errors import HubUnavailableError, PermanentError
-from kubellm.reconcile import Reconciler
+from kubellm.reconcile import Reconciler, Settings
 from support.cluster import FakeCluster, complete_job, ready
 from support.cluster import condition as cond
 from support.objects import HUGE, RESEARCH, facts_for, llmd, policy
@@ -289,3 +289,13 @@ def test_a_bug_is_reported_in_status_not_swallowed() -> None:
     assert status["ready"] == "Unknown" and status["reason"] == "InternalError"
     assert "default_image" in next(c["message"] for c in status["conditions"]
                                    if c["type"] == "Ready")
+
+
+def test_runtime_images_of_the_config_reach_the_deployment() -> None:
+    images = (("tgi", "mirror.example/tgi:3"), ("vllm", "mirror.example/vllm:1"))
+    cluster, rec = make(settings=Settings(runtime_images=images, inventory_ttl=0.0))
+    cluster.put(llmd("chat", runtime="vllm"))
+    converged(cluster, rec)
+    containers = cluster.objects[("Deployment", "team", "chat")]["spec"]["template"]["spec"][
+        "containers"]
+    assert [c["image"] for c in containers] == ["mirror.example/vllm:1"]

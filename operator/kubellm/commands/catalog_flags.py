@@ -4,6 +4,11 @@
 The pure catalogues (``kubellm.sizing.catalog``, ``kubellm.runtimes.catalog``) validate and merge;
 this module only declares the flags and hands them the paths and pairs it was given. A bad file or
 pair is a ``SpecError`` (exit code 2) naming the flag, the entry and the field.
+
+``runtime_images`` returns the ``--runtime-image`` mapping, a value the caller passes down
+(``plan_deployment(runtime_images=...)``, ``reconcile.Settings.runtime_images``).
+``install_gpu_catalog`` still installs ``--gpu-catalog`` for the process
+(``sizing.catalog.use_gpu_overrides``): the sizer looks GPUs up in the module's catalogue.
 """
 
 from __future__ import annotations
@@ -32,10 +37,9 @@ def add_catalog_flags(parser: Any) -> None:
     )
 
 
-def apply_catalog_flags(args: argparse.Namespace) -> None:
-    """Install the overrides of ``args`` for this process (before anything sizes or renders)."""
+def install_gpu_catalog(args: argparse.Namespace) -> None:
+    """Install ``--gpu-catalog`` for this process (before anything sizes)."""
     from kubellm.errors import SpecError
-    from kubellm.runtimes.catalog import parse_image_overrides, use_image_overrides
     from kubellm.sizing.catalog import read_gpu_catalog_file, use_gpu_overrides
 
     try:
@@ -43,7 +47,14 @@ def apply_catalog_flags(args: argparse.Namespace) -> None:
         use_gpu_overrides(gpus)
     except ValueError as exc:
         raise SpecError("--gpu-catalog", str(exc)) from None
+
+
+def runtime_images(args: argparse.Namespace) -> dict[str, str]:
+    """``--runtime-image`` pairs, validated: runtime -> image."""
+    from kubellm.errors import SpecError
+    from kubellm.runtimes.catalog import parse_image_overrides
+
     try:
-        use_image_overrides(parse_image_overrides(args.runtime_image))
+        return parse_image_overrides(args.runtime_image)
     except ValueError as exc:
         raise SpecError("--runtime-image", str(exc)) from None

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from kubellm.commands.catalog_flags import add_catalog_flags, apply_catalog_flags
+from kubellm.commands.catalog_flags import add_catalog_flags, install_gpu_catalog, runtime_images
 
 if TYPE_CHECKING:
     from kubellm.errors import KubellmError
@@ -203,7 +203,8 @@ def run(args: argparse.Namespace) -> int:
     from kubellm.manifests import Manifests, parse_documents
     from kubellm.planner import plan_deployment
 
-    apply_catalog_flags(args)
+    install_gpu_catalog(args)
+    images = runtime_images(args)
     manifests = Manifests()
     sources = _read_sources(args.filename) + _read_sources(args.policy)
     for source, text in sources:
@@ -246,7 +247,8 @@ def run(args: argparse.Namespace) -> int:
         own = (llmd.metadata.namespace or "default", llmd.metadata.name or "unnamed")
         sized_against = loaded.inventory(own) if isinstance(loaded, ClusterSnapshot) else inventory
         plan = plan_deployment(llmd, facts, manifests.policies, sized_against,
-                               hub_endpoint=os.environ.get("HF_ENDPOINT") or None)
+                               hub_endpoint=os.environ.get("HF_ENDPOINT") or None,
+                               runtime_images=images)
         ok = ok and plan.deployable
         reports.append(build_report(plan))
 

@@ -15,7 +15,7 @@ import logging
 import os
 from typing import Any
 
-from kubellm.commands.catalog_flags import add_catalog_flags, apply_catalog_flags
+from kubellm.commands.catalog_flags import add_catalog_flags, install_gpu_catalog, runtime_images
 
 log = logging.getLogger("kubellm.run")
 
@@ -85,10 +85,11 @@ def register(subparsers: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     from kubellm.shell.config import OperatorConfig
 
-    config = OperatorConfig.from_args(args)  # bad flags exit 2 before anything starts
+    # bad flags exit 2 before anything starts
+    config = OperatorConfig.from_args(args, runtime_images=runtime_images(args))
     if config.kubeconfig:  # kopf's own login reads $KUBECONFIG
         os.environ["KUBECONFIG"] = config.kubeconfig
-    apply_catalog_flags(args)  # before anything sizes or renders: bad files exit 2 at once
+    install_gpu_catalog(args)  # before anything sizes: bad files exit 2 at once
     logging.basicConfig(
         level=logging.DEBUG if config.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

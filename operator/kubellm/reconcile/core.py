@@ -72,6 +72,7 @@ class Settings:
 
     image: str | None = None  # image of the download Job (default: kubellm's own)
     hub_endpoint: str | None = None  # HF_ENDPOINT for the download Job (a mirror; None: the Hub)
+    runtime_images: tuple[tuple[str, str], ...] = ()  # --runtime-image: (runtime, image)
     facts_ttl: float = 600.0  # seconds a resolved ModelFacts is reused
     inventory_ttl: float = 2.0  # seconds a Nodes/Pods snapshot is reused across reconciles
     policy_ttl: float = 3.0  # seconds the LicensePolicy list is reused (invalidated on change)
@@ -300,7 +301,8 @@ class Reconciler:
             (namespace, out.name), observed, llmd.spec.node_selector,
             lambda inventory: plan_deployment(
                 llmd, facts, policies, inventory, cache_complete=None,
-                image=self.settings.image, hub_endpoint=self.settings.hub_endpoint))
+                image=self.settings.image, hub_endpoint=self.settings.hub_endpoint,
+                runtime_images=dict(self.settings.runtime_images)))
         if self._on_planned is not None:
             self._on_planned(namespace, out.name, plan.cache_key)
         mark = out.mark("plan", mark)

@@ -8,9 +8,10 @@ really fills (``memory_multiplier``), when TGI needs ``--max-batch-prefill-token
 TGI downloads itself, and the launcher's flags (``launcher_flags``, from the file the runtime's
 ``launcher_flags`` key names).
 
-``use_image_overrides`` replaces runtime images for the process (``kubellm run``/``plan``
-``--runtime-image vllm=IMAGE``, e.g. a mirror or a pinned digest); an LLMDeployment's own
-``spec.image`` still wins over both the override and the catalogue.
+``parse_image_overrides`` validates ``--runtime-image vllm=IMAGE`` pairs (``kubellm run``/``plan``:
+a mirror or a pinned digest) into a runtime -> image mapping that is passed down as a value
+(``plan_deployment(runtime_images=...)``), never installed in the process; an LLMDeployment's
+own ``spec.image`` still wins over both the override and the catalogue.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from functools import cache, lru_cache
 from typing import Any
 
@@ -234,7 +235,6 @@ def _download(raw: dict[str, Any]) -> HubDownload:
     )
 
 
-_image_overrides: dict[str, str] = {}
 # An OCI reference: [registry[:port]/]path[:tag][@digest], no spaces (distribution/reference).
 _IMAGE = re.compile(
     r"^[a-z0-9]+([._:/-][a-zA-Z0-9_]+)*(:[\w][\w.-]{0,127})?(@[a-z0-9]+:[a-f0-9]{32,})?$")
@@ -261,26 +261,11 @@ def parse_image_overrides(pairs: list[str]) -> dict[str, str]:
     return out
 
 
-def use_image_overrides(images: dict[str, str]) -> None:
-    """Serve ``images`` (runtime -> image) instead of the catalogue's for this process; ``{}``
-    resets. Process-wide like the catalogue itself, so run and plan render the same images."""
-    global _image_overrides
-    unknown = sorted(set(images) - set(_raw()["runtimes"]))
-    if unknown:
-        raise ValueError(f"image overrides for unknown runtime(s): {', '.join(unknown)}")
-    _image_overrides = dict(images)
-    runtime_infos.cache_clear()
-
-
 @lru_cache(maxsize=1)
 def runtime_infos() -> dict[str, RuntimeInfo]:
-    """Every runtime of the catalogue, by name (sorted), with the image overrides applied."""
+    """Every runtime of the catalogue, by name (sorted)."""
     raw = _raw()["runtimes"]
-    infos = {name: _runtime(name, raw[name]) for name in sorted(raw)}
-    for name, image in _image_overrides.items():
-        infos[name] = replace(infos[name], image=image,
-                              image_source=f"override (--runtime-image {name}=...)")
-    return infos
+    return {name: _runtime(name, raw[name]) for name in sorted(raw)}
 
 
 def runtime_info(name: str) -> RuntimeInfo:

@@ -47,10 +47,11 @@ class OperatorConfig:
     reconcile: Settings = field(default_factory=Settings)
 
     @classmethod
-    def from_args(cls, args: argparse.Namespace,
-                  environ: Mapping[str, str] | None = None) -> OperatorConfig:
+    def from_args(cls, args: argparse.Namespace, environ: Mapping[str, str] | None = None,
+                  runtime_images: Mapping[str, str] | None = None) -> OperatorConfig:
         """The config of ``kubellm run ARGS`` in environment ``environ`` (default: this
-        process's). A ``SpecError`` names the flag when something is missing."""
+        process's), with the validated ``--runtime-image`` mapping. A ``SpecError`` names the
+        flag when something is missing."""
         env = os.environ if environ is None else environ
         kubeconfig = (os.path.abspath(args.kubeconfig) if args.kubeconfig
                       else env.get("KUBECONFIG") or None)
@@ -68,7 +69,8 @@ class OperatorConfig:
             workers=args.workers,
             election=election,
             verbose=bool(args.verbose),
-            reconcile=Settings(image=args.image, hub_endpoint=env.get("HF_ENDPOINT") or None),
+            reconcile=Settings(image=args.image, hub_endpoint=env.get("HF_ENDPOINT") or None,
+                               runtime_images=tuple(sorted((runtime_images or {}).items()))),
         )
 
 
