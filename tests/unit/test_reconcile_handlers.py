@@ -62,3 +62,32 @@ def test_deployments_gauge_counts_last_conditions() -> None:
     assert value("kubellm_deployments", {"condition": "Ready", "status": "False"}) == 1
     metrics.observe_status(("n", "a"), None)
     assert value("kubellm_deployments", {"condition": "Ready", "status": "True"}) == 0
+
+
+def test_kopf_handlers_only_enqueue(monkeypatch: pytest.MonkeyPatch) -> None:
+    """create/update/resume, a policy change and a child event reach the work queue; nothing
+    reconciles inside a handler (the cluster sees no write, the queue has not run)."""
+    import asyncio
+
+    from kubellm import handlers
+    from kubellm.shell.operator import Operator
+    from support.cluster import FakeCluster
+    from support.objects import facts_for, llmd
+
+    cluster = FakeCluster()
+    for name in ("a", "b"):
+        cluster.put(llmd(name))
+    op = Operator(OperatorConfig(), Metrics(), cluster, facts_for)
+    monkeypatch.setattr(handlers, "_operator", op)
+
+    async def main() -> None:
+        await handlers.reconcile_handler(name="a", namespace="team")
+        await handlers.reconcile_handler(name="a", namespace="team")  # deduplicated
+        assert op.queue.waiting() == 1
+        op.deployment_seen(("team", "b"), {})
+        op.deployment_seen(("team", "a"), {})
+        await handlers.policy_event(type="MODIFIED", name="corp")
+        assert op.queue.waiting() == 2
+
+    asyncio.run(main())
+    assert cluster.writes == [] and op.queue.runs == 0
