@@ -23,6 +23,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import argparse_flags
+
 HEADER = """\
 # vllm serve {version}: every option of the serve sub-command, from vLLM's own parser
 # (vllm.entrypoints.cli.serve + vllm.utils.argparse_utils.FlexibleArgumentParser), written by
@@ -43,35 +45,11 @@ def options() -> dict[str, dict[str, Any]]:
 
     parser, _ = serve_parser()
     sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
-    serve = sub.choices["serve"]
-    out: dict[str, dict[str, Any]] = {}
-    for action in serve._actions:
-        longs = [o for o in action.option_strings if o.startswith("--")]
-        if not longs or isinstance(action, argparse._HelpAction):
-            continue
-        name, *rest = longs
-        negation = [o for o in rest if o.startswith("--no-")]
-        if action.nargs == 0:
-            value = "switch"
-        elif action.nargs in ("+", "*"):
-            value = "list"
-        else:
-            value = "value"
-        entry: dict[str, Any] = {"value": value}
-        shorts = sorted(o for o in action.option_strings if not o.startswith("--"))
-        if shorts:
-            entry["aliases"] = shorts
-        if negation:
-            entry["negation"] = negation[0]
-        out[name] = entry
-    return dict(sorted(out.items()))
+    return argparse_flags.options(sub.choices["serve"])
 
 
 def render(version: str, flags: dict[str, dict[str, Any]]) -> str:
-    lines = [HEADER.format(version=version).rstrip("\n"), f"version: {version}", "flags:"]
-    for name, entry in flags.items():
-        lines.append(f"  {name}: {json.dumps(entry, separators=(', ', ': '))}")
-    return "\n".join(lines) + "\n"
+    return argparse_flags.render(HEADER.format(version=version), version, flags)
 
 
 #: vLLM quantization methods whose minimum compute capability runtimes.yaml records.
@@ -119,11 +97,7 @@ def main(argv: list[str]) -> int:
         return 0
     version = str(vllm.__version__).split("+", 1)[0]
     text = render(version, options())
-    if args.write:
-        args.write.write_text(text, encoding="utf-8")
-    else:
-        sys.stdout.write(text)
-    return 0
+    return argparse_flags.emit(text, args.write)
 
 
 if __name__ == "__main__":

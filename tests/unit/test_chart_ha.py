@@ -155,7 +155,7 @@ def test_runtime_images(render: Render) -> None:  # noqa: F811
     {"gpuCatalog": {"extra": [{k: v for k, v in GPU.items() if k != "memory_mib"}]}},
     {"gpuCatalog": {"extra": [{**GPU, "memory": 1}]}},
     {"gpuCatalog": {"extra": [{**GPU, "compute_capability": "Blackwell"}]}},
-    {"runtimes": {"sglang": {"image": "x/y:1"}}},
+    {"runtimes": {"tensorrt": {"image": "x/y:1"}}},
     {"runtimes": {"vllm": {"image": "has spaces"}}},
 ], ids=lambda v: "-".join(str(k) for k in v))
 def test_schema_rejects_bad_ha_and_catalogue_values(helm: str, tmp_path: Path,  # noqa: F811

@@ -96,8 +96,8 @@ def test_refusal_lists_what_is_supported() -> None:
 
 
 def test_unknown_runtime_lists_known_ones() -> None:
-    with pytest.raises(UnsupportedError, match="kubellm knows tgi, vllm"):
-        get_runtime("sglang")
+    with pytest.raises(UnsupportedError, match="kubellm knows sglang, tgi, vllm"):
+        get_runtime("tensorrt")
 
 
 @pytest.mark.parametrize(
@@ -125,7 +125,7 @@ def test_choose_runtime_refuses(runtime: str, quant: Quant, gpu: GpuType) -> Non
 
 
 def test_registry() -> None:
-    assert sorted(RUNTIMES) == ["tgi", "vllm"]
+    assert sorted(RUNTIMES) == ["sglang", "tgi", "vllm"]
     assert all(RUNTIMES[n].name == n for n in RUNTIMES)
 
 

@@ -13,6 +13,7 @@ from kubellm.api.v1alpha1 import LLMDeploymentSpec
 from kubellm.cache import CacheRef, plan_cache
 from kubellm.facts import Architecture, ModelFacts, QuantizationConfig, WeightFile
 from kubellm.runtimes import RenderContext
+from kubellm.sizing.memory import overhead_gib
 from kubellm.sizing.types import GpuType, Quant, SizingResult
 
 IMAGE = "ghcr.io/kubellm/kubellm:0.1.0"
@@ -155,12 +156,19 @@ def sizing(
     kv: str = "auto",
     weight_bytes: int | None = None,
     fits: bool = True,
+    breakdown: bool = False,
 ) -> SizingResult:
+    """``breakdown``: also the per-GPU usable memory and overhead, as the sizer reports them
+    (SGLang's --mem-fraction-static is computed from them)."""
+    per_gpu = (weight_bytes or 0) / (tp * pp) / 1024**3
+    usable = round(gpu.memory_gib * 0.9, 2) if breakdown else None
+    overhead = round(overhead_gib(per_gpu), 2) if breakdown else None
     return SizingResult(
         fits=fits, quant=quant, gpu_type=gpu.product, gpus_per_replica=tp * pp,
         tensor_parallel_size=tp, pipeline_parallel_size=pp, nodes_per_replica=nodes,
         max_model_len=max_model_len, kv_cache_dtype=kv,
         memory_utilization=0.9, total_weight_bytes=weight_bytes,
+        gpu_memory_gib=usable, overhead_gib=overhead,
         message="test sizing" if fits else "needs 2 x 80 GiB, the cluster has 1",
     )  # fmt: skip
 
@@ -203,7 +211,7 @@ class Case:
             sizing=sizing(
                 self.quant, self.gpu, tp=self.tp, pp=self.pp, nodes=self.nodes,
                 max_model_len=self.max_model_len, kv=self.kv,
-                weight_bytes=self.facts.weight_bytes,
+                weight_bytes=self.facts.weight_bytes, breakdown=self.runtime == "sglang",
             ),
             cache=self.cache(),
             replicas=self.replicas,
@@ -217,7 +225,7 @@ NO_CACHE = {"cache": {"enabled": False}}
 
 def cases() -> list[Case]:
     out: list[Case] = []
-    for rt in ("vllm", "tgi"):
+    for rt in ("vllm", "tgi", "sglang"):
         out += [
             Case(f"{rt}-bf16", rt, llama_8b(), BF16, L4, {**TOKEN}),
             Case(f"{rt}-bf16-nocache", rt, llama_8b(), BF16, L4, {**TOKEN, **NO_CACHE}),

@@ -18,7 +18,7 @@ from test_render_cases import IMAGE, Case, cases
 
 from kubellm.cache import render_download_job, render_pvc
 from kubellm.errors import KubellmError
-from kubellm.runtimes import get_runtime
+from kubellm.runtimes import RUNTIMES, get_runtime
 
 
 def render_case(case: Case) -> str:
@@ -49,5 +49,6 @@ def test_rendering_is_deterministic() -> None:
 
 def test_no_stale_golden_files() -> None:
     expected = {f"{c.name}.yaml" for c in cases()}
-    present = {p.name for p in GOLDEN.glob("*.yaml") if p.name.startswith(("vllm-", "tgi-"))}
+    prefixes = tuple(f"{name}-" for name in RUNTIMES)
+    present = {p.name for p in GOLDEN.glob("*.yaml") if p.name.startswith(prefixes)}
     assert present <= expected, f"stale golden files: {sorted(present - expected)}"

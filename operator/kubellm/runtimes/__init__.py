@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 from kubellm.errors import UnsupportedError
 from kubellm.runtimes.base import RenderContext, Runtime, endpoint_url
 from kubellm.runtimes.catalog import auto_order, downloader_image
+from kubellm.runtimes.sglang import SglangRuntime
 from kubellm.runtimes.tgi import TgiRuntime
 from kubellm.runtimes.vllm import VllmRuntime
 
@@ -27,7 +28,9 @@ if TYPE_CHECKING:
     from kubellm.api.v1alpha1 import LLMDeploymentSpec
     from kubellm.sizing.types import GpuType, Quant
 
-RUNTIMES: dict[str, Runtime] = {r.name: r for r in (TgiRuntime(), VllmRuntime())}
+RUNTIMES: dict[str, Runtime] = {
+    r.name: r for r in (SglangRuntime(), TgiRuntime(), VllmRuntime())
+}
 AUTO_ORDER = auto_order()  # spec.runtime: auto takes the first that serves the quantization
 DEFAULT_RUNTIME = AUTO_ORDER[0]
 
