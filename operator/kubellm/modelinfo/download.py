@@ -32,13 +32,14 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from kubellm.errors import CacheStorageError, HubUnavailableError, KubellmError, SpecError
 from kubellm.modelinfo import _hub
 from kubellm.modelsource import layout
 
 MARKER_DIR = ".kubellm"
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -246,6 +247,36 @@ def write_marker(mpath: Path, body: dict[str, Any]) -> None:
     _write_atomic(mpath, json.dumps(body, indent=2, sort_keys=True) + "\n")
 
 
+def with_retries(run: Callable[[int, int], T], req: DownloadRequest,
+                 translate: Callable[[BaseException], KubellmError | None], *, cache_dir: Path,
+                 log: Callable[[str], None], sleep: Callable[[float], None]) -> T:
+    """``run(attempt, attempts)`` up to ``req.retries + 1`` times, for every source: a client
+    exception becomes kubellm's error (an unwritable cache first, ``storage_error``, then the
+    source's ``translate``); only "hub unavailable" is retried, after ``req.backoff`` seconds
+    doubled each time (at most 60), the last one saying how many attempts were made."""
+    attempts = req.retries + 1
+    for attempt in range(1, attempts + 1):
+        started = time.monotonic()
+        try:
+            return run(attempt, attempts)
+        except KubellmError:
+            raise
+        except Exception as exc:
+            mapped = storage_error(exc, cache_dir) or translate(exc)
+            if mapped is None:
+                raise
+            if not isinstance(mapped, HubUnavailableError) or attempt == attempts:
+                if isinstance(mapped, HubUnavailableError):
+                    mapped = HubUnavailableError(
+                        f"giving up after {attempts} attempts: {mapped.message}")
+                raise mapped from exc
+            wait = min(60.0, req.backoff * 2 ** (attempt - 1))
+            log(f"attempt {attempt}/{attempts} failed after {time.monotonic() - started:.1f}s: "
+                f"{mapped.message}; retrying in {wait:.1f}s")
+            sleep(wait)
+    raise AssertionError("unreachable: the last attempt returns or raises")
+
+
 def hf_download(req: DownloadRequest, *, log: Callable[[str], None] = print,
                 sleep: Callable[[float], None] = time.sleep) -> DownloadResult:
     """The Hugging Face download (``huggingface_hub.snapshot_download``, see the module doc)."""
@@ -275,50 +306,31 @@ def hf_download(req: DownloadRequest, *, log: Callable[[str], None] = print,
     disable_progress_bars()  # one line per step in Job logs instead of tqdm bars
     install_default_timeout(req.timeout)
     api = HfApi(token=token)
-    attempts = req.retries + 1
-    snap: Path | None = None
-    sha = req.revision
-    plan: list[Any] = []
-    for attempt in range(1, attempts + 1):
-        started = time.monotonic()
-        try:
-            # model_info first, even for a sha: one request without huggingface_hub's own
-            # backoff, so not-found and Hub-down are classified at once by our retry loop.
-            info = api.model_info(req.repo, revision=req.revision, timeout=req.timeout)
-            sha = info.sha or req.revision
-            plan = snapshot_download(req.repo, revision=sha, cache_dir=cache_dir, token=token,
-                                     allow_patterns=list(req.include) or None,
-                                     etag_timeout=req.timeout, dry_run=True)
-            todo = [f for f in plan if f.will_download]
-            total = sum(int(f.file_size or 0) for f in plan)
-            fetch = sum(int(f.file_size or 0) for f in todo)
-            log(f"{req.repo}@{sha}: {len(plan)} files, {total / 2**30:.2f} GiB; "
-                f"{len(todo)} to fetch ({fetch / 2**30:.2f} GiB), "
-                f"attempt {attempt}/{attempts}")
-            storage = cache_dir / f"models--{req.repo.replace('/', '--')}"
-            with _Progress(storage / "blobs", total, req.progress_interval, log):
-                snap = Path(snapshot_download(
-                    req.repo, revision=sha, cache_dir=cache_dir, token=token,
-                    allow_patterns=list(req.include) or None, etag_timeout=req.timeout,
-                    max_workers=4))
-            break
-        except KubellmError:
-            raise
-        except Exception as exc:
-            mapped = storage_error(exc, cache_dir) or _hub.translate(exc, req.repo, req.revision)
-            if mapped is None:
-                raise
-            if not isinstance(mapped, HubUnavailableError) or attempt == attempts:
-                if isinstance(mapped, HubUnavailableError):
-                    mapped = HubUnavailableError(
-                        f"giving up after {attempts} attempts: {mapped.message}")
-                raise mapped from exc
-            wait = min(60.0, req.backoff * 2 ** (attempt - 1))
-            log(f"attempt {attempt}/{attempts} failed after {time.monotonic() - started:.1f}s: "
-                f"{mapped.message}; retrying in {wait:.1f}s")
-            sleep(wait)
 
-    assert snap is not None  # the loop either set it or raised
+    def attempt(n: int, attempts: int) -> tuple[str, list[Any], Path]:
+        # model_info first, even for a sha: one request without huggingface_hub's own
+        # backoff, so not-found and Hub-down are classified at once by our retry loop.
+        info = api.model_info(req.repo, revision=req.revision, timeout=req.timeout)
+        sha = info.sha or req.revision
+        plan = snapshot_download(req.repo, revision=sha, cache_dir=cache_dir, token=token,
+                                 allow_patterns=list(req.include) or None,
+                                 etag_timeout=req.timeout, dry_run=True)
+        todo = [f for f in plan if f.will_download]
+        total = sum(int(f.file_size or 0) for f in plan)
+        fetch = sum(int(f.file_size or 0) for f in todo)
+        log(f"{req.repo}@{sha}: {len(plan)} files, {total / 2**30:.2f} GiB; "
+            f"{len(todo)} to fetch ({fetch / 2**30:.2f} GiB), attempt {n}/{attempts}")
+        storage = cache_dir / f"models--{req.repo.replace('/', '--')}"
+        with _Progress(storage / "blobs", total, req.progress_interval, log):
+            snap = Path(snapshot_download(
+                req.repo, revision=sha, cache_dir=cache_dir, token=token,
+                allow_patterns=list(req.include) or None, etag_timeout=req.timeout,
+                max_workers=4))
+        return sha, list(plan), snap
+
+    sha, plan, snap = with_retries(
+        attempt, req, lambda exc: _hub.translate(exc, req.repo, req.revision),
+        cache_dir=cache_dir, log=log, sleep=sleep)
     files = _snapshot_files(snap)
     names = {p for p, _ in files}
     missing = [f.filename for f in plan if f.filename not in names]

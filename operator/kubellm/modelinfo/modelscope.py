@@ -30,7 +30,6 @@ import fnmatch
 import os
 import sys
 import tempfile
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -49,7 +48,7 @@ from kubellm.modelinfo.download import (
     complete_snapshot,
     marker_path,
     read_marker,
-    storage_error,
+    with_retries,
     write_marker,
 )
 from kubellm.modelsource import SourceLayout, layout
@@ -308,37 +307,21 @@ def _download(src: ModelScopeSource, req: DownloadRequest, *, log: Callable[[str
     from modelscope.hub.api import HubApi
     from modelscope.hub.snapshot_download import snapshot_download
 
-    attempts = req.retries + 1
-    wanted: dict[str, int | None] = {}
-    for attempt in range(1, attempts + 1):
-        started = time.monotonic()
-        try:
-            listing = HubApi(token=token).get_model_files(req.repo, revision=req.revision)
-            wanted = {p: s for p, s in _sizes(req.repo, listing).items()
-                      if not req.include or any(fnmatch.fnmatch(p, pat) for pat in req.include)}
-            total = sum(s or 0 for s in wanted.values())
-            log(f"{req.repo}@{req.revision} (ModelScope): {len(wanted)} files, "
-                f"{total / 2**30:.2f} GiB, attempt {attempt}/{attempts}")
-            got = Path(snapshot_download(req.repo, revision=req.revision,
-                                         cache_dir=str(cache_dir), token=token,
-                                         allow_patterns=list(req.include) or None,
-                                         max_workers=4))
-            break
-        except KubellmError:
-            raise
-        except Exception as exc:
-            mapped = storage_error(exc, cache_dir) or src.translate(exc, req.repo, req.revision)
-            if mapped is None:
-                raise
-            if not isinstance(mapped, HubUnavailableError) or attempt == attempts:
-                if isinstance(mapped, HubUnavailableError):
-                    mapped = HubUnavailableError(
-                        f"giving up after {attempts} attempts: {mapped.message}")
-                raise mapped from exc
-            wait = min(60.0, req.backoff * 2 ** (attempt - 1))
-            log(f"attempt {attempt}/{attempts} failed after {time.monotonic() - started:.1f}s: "
-                f"{mapped.message}; retrying in {wait:.1f}s")
-            sleep(wait)
+    def attempt(n: int, attempts: int) -> tuple[dict[str, int | None], Path]:
+        listing = HubApi(token=token).get_model_files(req.repo, revision=req.revision)
+        wanted = {p: s for p, s in _sizes(req.repo, listing).items()
+                  if not req.include or any(fnmatch.fnmatch(p, pat) for pat in req.include)}
+        total = sum(s or 0 for s in wanted.values())
+        log(f"{req.repo}@{req.revision} (ModelScope): {len(wanted)} files, "
+            f"{total / 2**30:.2f} GiB, attempt {n}/{attempts}")
+        got = Path(snapshot_download(req.repo, revision=req.revision, cache_dir=str(cache_dir),
+                                     token=token, allow_patterns=list(req.include) or None,
+                                     max_workers=4))
+        return wanted, got
+
+    wanted, got = with_retries(attempt, req,
+                               lambda exc: src.translate(exc, req.repo, req.revision),
+                               cache_dir=cache_dir, log=log, sleep=sleep)
     if got.resolve() != snap.resolve():
         raise HubUnavailableError(
             f"modelscope's snapshot_download wrote {req.repo} to {got}, not to {snap} (the "

@@ -106,19 +106,8 @@ class FactsResolver:
     def _one(self, repo: str, revision: str, token: str | None, gguf_file: str | None,
              declared: ModelSpec | None) -> ModelFacts:
         name = _source_of(declared)
-        if name != DEFAULT_SOURCE:  # another hub: online only, through its adapter
-            src = model_source(name)
-            try:
-                return src.resolve(repo, revision, token=token, gguf_file=gguf_file,
-                                   timeout=self.timeout)
-            except KubellmError:
-                raise
-            except Exception as exc:
-                mapped = src.translate(exc, repo, revision)
-                if mapped is None:
-                    raise
-                raise mapped from exc
-        if _hub.is_offline():
+        hf = name == DEFAULT_SOURCE  # the only source with an offline cache to read
+        if hf and _hub.is_offline():
             cached = sources.from_cache(repo, revision, gguf_file=gguf_file, cache=self.cache_dir)
             if cached is not None:
                 return cached
@@ -131,16 +120,17 @@ class FactsResolver:
                 "`hf download` on a connected machine, then copy the hub/ folder), or declare "
                 "spec.model.license and spec.model.parameters"
             )
+        src = model_source(name)
         try:
-            return sources.from_hub(repo, revision, token=token, gguf_file=gguf_file,
-                                    timeout=self.timeout)
+            return src.resolve(repo, revision, token=token, gguf_file=gguf_file,
+                               timeout=self.timeout)
         except KubellmError:
             raise
         except Exception as exc:
-            mapped = _hub.translate(exc, repo, revision)
+            mapped = src.translate(exc, repo, revision)
             if mapped is None:
                 raise
-            if isinstance(mapped, HubUnavailableError):
+            if hf and isinstance(mapped, HubUnavailableError):
                 cached = sources.from_cache(repo, revision, gguf_file=gguf_file,
                                             cache=self.cache_dir)
                 if cached is not None:
