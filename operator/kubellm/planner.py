@@ -137,7 +137,7 @@ def plan_deployment(
             return _refuse(base, Reason.UNSUPPORTED, multi)
         return _refuse(base, result.reason or Reason.DOES_NOT_FIT, result.message)
 
-    gpu = sizing.lookup_gpu(result.gpu_type) if result.gpu_type else None
+    gpu = sizing.lookup_gpu(result.gpu_type, inventory.gpus) if result.gpu_type else None
     try:
         runtime.supports(quant, gpu)
         cache_ref = None

@@ -6,13 +6,13 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
+from kubellm.errors import SpecError
 from kubellm.runtimes import catalog as runtimes
 from kubellm.sizing import catalog as gpus
 from kubellm.sizing.types import GpuType
@@ -23,12 +23,6 @@ EXAMPLES = ROOT / "examples"
 NEW_GPU = {"product": "NVIDIA-RTX-PRO-6000-Blackwell", "aliases": ["rtx-pro-6000"],
            "memory_mib": 97887, "compute_capability": "12.0", "relative_cost": 1.8,
            "source": "NVIDIA RTX PRO 6000 data sheet (96 GB GDDR7)"}
-
-
-@pytest.fixture(autouse=True)
-def _reset() -> Iterator[None]:
-    yield
-    gpus.use_gpu_overrides(())
 
 
 def write(tmp_path: Path, doc: Any, name: str = "gpus.yaml") -> str:
@@ -43,12 +37,14 @@ def write(tmp_path: Path, doc: Any, name: str = "gpus.yaml") -> str:
 def test_an_added_gpu_is_found_by_product_and_alias(tmp_path: Path) -> None:
     before = len(gpus.load_gpu_catalog())
     assert gpus.lookup_gpu("rtx-pro-6000") is None
-    gpus.use_gpu_overrides(gpus.read_gpu_catalog_file(write(tmp_path, {"gpus": [NEW_GPU]})))
-    found = gpus.lookup_gpu("nvidia-rtx-pro-6000-blackwell")
-    assert found is not None and found is gpus.lookup_gpu("RTX-PRO-6000")
+    catalog = gpus.GpuCatalog.with_extra(
+        gpus.read_gpu_catalog_file(write(tmp_path, {"gpus": [NEW_GPU]})))
+    found = gpus.lookup_gpu("nvidia-rtx-pro-6000-blackwell", catalog)
+    assert found is not None and found is catalog.lookup("RTX-PRO-6000")
     assert found.memory_gib == round(97887 / 1024, 2) and found.compute_capability == (12, 0)
-    catalog = gpus.load_gpu_catalog()
-    assert len(catalog) == before + 1 and catalog[-1] is found  # appended, order kept
+    assert len(catalog.gpus) == before + 1 and catalog.gpus[-1] is found  # appended, order kept
+    # a value: the built-in catalogue is unchanged
+    assert gpus.lookup_gpu("rtx-pro-6000") is None and len(gpus.load_gpu_catalog()) == before
 
 
 def test_an_entry_with_a_known_product_replaces_it_in_place(tmp_path: Path) -> None:
@@ -56,20 +52,36 @@ def test_an_entry_with_a_known_product_replaces_it_in_place(tmp_path: Path) -> N
     position = [g.product for g in base].index("NVIDIA-L4")
     entry = {"product": "nvidia-l4", "aliases": ["l4"], "memory_mib": 23034,
              "compute_capability": 8.9, "relative_cost": 0.1, "source": "our price"}
-    gpus.use_gpu_overrides(gpus.read_gpu_catalog_file(write(tmp_path, [entry])))
-    catalog = gpus.load_gpu_catalog()
-    assert len(catalog) == len(base)
-    assert catalog[position].relative_cost == 0.1 and catalog[position].source == "our price"
-    assert gpus.lookup_gpu("l4") is catalog[position]
+    catalog = gpus.GpuCatalog.with_extra(gpus.read_gpu_catalog_file(write(tmp_path, [entry])))
+    assert len(catalog.gpus) == len(base)
+    replaced = catalog.gpus[position]
+    assert replaced.relative_cost == 0.1 and replaced.source == "our price"
+    assert catalog.lookup("l4") is replaced
     # the replaced entry's other spellings are gone with it (the override says what it knows)
-    assert gpus.lookup_gpu("nvidia-l4") is catalog[position]
+    assert catalog.lookup("nvidia-l4") is replaced
+    assert gpus.lookup_gpu("l4") is base[position]
 
 
-def test_reset_restores_the_built_in_catalogue(tmp_path: Path) -> None:
-    base = gpus.load_gpu_catalog()
-    gpus.use_gpu_overrides(gpus.read_gpu_catalog_file(write(tmp_path, [NEW_GPU])))
-    gpus.use_gpu_overrides(())
-    assert gpus.load_gpu_catalog() == base and gpus.lookup_gpu("rtx-pro-6000") is None
+def test_no_extra_entries_is_the_built_in_catalogue() -> None:
+    assert gpus.GpuCatalog.with_extra(()) is gpus.builtin_gpu_catalog()
+
+
+def test_an_inventory_reads_its_products_in_its_catalogue(tmp_path: Path) -> None:
+    from kubellm.sizing import default_inventory, inventory_from_file
+    from kubellm.sizing.commitments import committed_inventory
+
+    catalog = gpus.GpuCatalog.with_extra(gpus.read_gpu_catalog_file(write(tmp_path, [NEW_GPU])))
+    pools = [{"gpuProduct": "rtx-pro-6000", "gpusPerNode": 2}]
+    with pytest.raises(SpecError, match="unknown GPU 'rtx-pro-6000'"):
+        inventory_from_file(pools, "t")
+    assert inventory_from_file(pools, "t", catalog).pools[0].gpu_product == NEW_GPU["product"]
+    assert NEW_GPU["product"] in [p.gpu_product for p in default_inventory(catalog).pools]
+    node = {"metadata": {"name": "n", "labels": {"nvidia.com/gpu.product": NEW_GPU["product"]}},
+            "status": {"allocatable": {"nvidia.com/gpu": "2"},
+                       "conditions": [{"type": "Ready", "status": "True"}]}}
+    assert committed_inventory([node], [], []).pools == ()  # not in the built-in catalogue
+    seen = committed_inventory([node], [], [], catalog=catalog)
+    assert [p.gpu_product for p in seen.pools] == [NEW_GPU["product"]] and seen.gpus is catalog
 
 
 def test_merge_is_pure_and_refuses_a_name_meaning_two_gpus() -> None:
@@ -84,8 +96,7 @@ def test_a_clash_with_the_built_in_catalogue_is_reported_at_once(tmp_path: Path)
     clash = {**NEW_GPU, "aliases": ["h100"]}
     extra = gpus.read_gpu_catalog_file(write(tmp_path, [clash]))
     with pytest.raises(ValueError, match="'h100' of NVIDIA-RTX-PRO-6000-Blackwell"):
-        gpus.use_gpu_overrides(extra)
-    assert gpus.lookup_gpu("h100").product == "NVIDIA-H100-80GB-HBM3"  # nothing installed
+        gpus.GpuCatalog.with_extra(extra)
 
 
 @pytest.mark.parametrize(("change", "message"), [

@@ -14,9 +14,11 @@ import pytest
 from kubellm import naming
 from kubellm.errors import HubUnavailableError, PermanentError
 from kubellm.reconcile import Reconciler, Settings
+from kubellm.sizing.catalog import GpuCatalog
+from kubellm.sizing.types import GpuType
 from support.cluster import FakeCluster, complete_job, ready
 from support.cluster import condition as cond
-from support.objects import HUGE, RESEARCH, facts_for, llmd, policy
+from support.objects import HUGE, RESEARCH, facts_for, llmd, node, policy
 from support.reconcile import make, run
 
 
@@ -299,3 +301,16 @@ def test_runtime_images_of_the_config_reach_the_deployment() -> None:
     containers = cluster.objects[("Deployment", "team", "chat")]["spec"]["template"]["spec"][
         "containers"]
     assert [c["image"] for c in containers] == ["mirror.example/vllm:1"]
+
+
+def test_the_gpu_catalogue_of_the_config_sizes_the_nodes() -> None:
+    """A node whose GPU only ``--gpu-catalog`` knows is sized on with it, and not without."""
+    blackwell = GpuType("NVIDIA-RTX-PRO-6000-Blackwell", 95.59, (12, 0), aliases=("rtx-pro-6000",))
+    for catalog, sized in ((None, ("False", "DoesNotFit")), (GpuCatalog.with_extra((blackwell,)),
+                                                             ("True", "Fits"))):
+        cluster = FakeCluster()
+        cluster.put(node("rtx-0", blackwell.product, gpus=2))
+        _, rec = make(cluster, settings=Settings(gpu_catalog=catalog, inventory_ttl=0.0))
+        cluster.put(llmd("chat"))
+        rec.reconcile(cluster.body("chat"))
+        assert cond(cluster, "chat", "Sized") == sized

@@ -5,16 +5,19 @@ The pure catalogues (``kubellm.sizing.catalog``, ``kubellm.runtimes.catalog``) v
 this module only declares the flags and hands them the paths and pairs it was given. A bad file or
 pair is a ``SpecError`` (exit code 2) naming the flag, the entry and the field.
 
-``runtime_images`` returns the ``--runtime-image`` mapping, a value the caller passes down
-(``plan_deployment(runtime_images=...)``, ``reconcile.Settings.runtime_images``).
-``install_gpu_catalog`` still installs ``--gpu-catalog`` for the process
-(``sizing.catalog.use_gpu_overrides``): the sizer looks GPUs up in the module's catalogue.
+Both return values the caller passes down, nothing is installed in the process:
+``runtime_images`` the ``--runtime-image`` mapping (``plan_deployment(runtime_images=...)``,
+``reconcile.Settings.runtime_images``), ``gpu_catalog`` the ``GpuCatalog`` of ``--gpu-catalog``
+(the inventories' ``gpus``, ``reconcile.Settings.gpu_catalog``).
 """
 
 from __future__ import annotations
 
 import argparse
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from kubellm.sizing.catalog import GpuCatalog
 
 
 def add_catalog_flags(parser: Any) -> None:
@@ -37,14 +40,16 @@ def add_catalog_flags(parser: Any) -> None:
     )
 
 
-def install_gpu_catalog(args: argparse.Namespace) -> None:
-    """Install ``--gpu-catalog`` for this process (before anything sizes)."""
+def gpu_catalog(args: argparse.Namespace) -> GpuCatalog | None:
+    """The built-in GPU catalogue with the ``--gpu-catalog`` files' entries (None: no file)."""
     from kubellm.errors import SpecError
-    from kubellm.sizing.catalog import read_gpu_catalog_file, use_gpu_overrides
+    from kubellm.sizing.catalog import GpuCatalog, read_gpu_catalog_file
 
+    if not args.gpu_catalog:
+        return None
     try:
-        gpus = tuple(g for path in args.gpu_catalog for g in read_gpu_catalog_file(path))
-        use_gpu_overrides(gpus)
+        extra = tuple(g for path in args.gpu_catalog for g in read_gpu_catalog_file(path))
+        return GpuCatalog.with_extra(extra)
     except ValueError as exc:
         raise SpecError("--gpu-catalog", str(exc)) from None
 

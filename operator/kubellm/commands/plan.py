@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from kubellm.commands.catalog_flags import add_catalog_flags, install_gpu_catalog, runtime_images
+from kubellm.commands.catalog_flags import add_catalog_flags, gpu_catalog, runtime_images
 
 if TYPE_CHECKING:
     from kubellm.errors import KubellmError
@@ -108,7 +108,9 @@ def _read_sources(names: list[str]) -> list[tuple[str, str]]:
     return out
 
 
-def load_inventory(args: argparse.Namespace) -> Any:
+def load_inventory(args: argparse.Namespace, gpus: Any = None) -> Any:
+    """The inventory of ``--inventory``/``--kubeconfig``/the catalogue, its GPU products read in
+    ``gpus`` (a ``GpuCatalog``; None: the built-in one)."""
     from kubellm import sizing
     from kubellm.errors import SpecError
 
@@ -122,10 +124,10 @@ def load_inventory(args: argparse.Namespace) -> Any:
             data = yaml.safe_load(path.read_text())
         except yaml.YAMLError as exc:
             raise SpecError(f"--inventory {args.inventory}", f"not valid YAML: {exc}") from None
-        return sizing.inventory_from_file(data, source=f"file:{path}")
+        return sizing.inventory_from_file(data, source=f"file:{path}", catalog=gpus)
     if args.kubeconfig:
-        return _cluster_inventory(args.kubeconfig)
-    return sizing.default_inventory()
+        return _cluster_inventory(args.kubeconfig, gpus)
+    return sizing.default_inventory(gpus)
 
 
 @dataclass(frozen=True)
@@ -135,16 +137,17 @@ class ClusterSnapshot:
     nodes: list[dict[str, Any]]
     pods: list[dict[str, Any]]
     deployments: list[dict[str, Any]]
+    gpus: Any = None  # the GpuCatalog the products are read in (None: the built-in one)
 
     def inventory(self, own: tuple[str, str] | None = None) -> Any:
         """Free GPUs as the operator counts them for ``own`` (kubellm.sizing.commitments)."""
         from kubellm.sizing.commitments import committed_inventory, merge_commitments
 
         promised = merge_commitments({}, self.deployments)
-        return committed_inventory(self.nodes, self.pods, promised, own)
+        return committed_inventory(self.nodes, self.pods, promised, own, catalog=self.gpus)
 
 
-def _cluster_inventory(kubeconfig: str) -> ClusterSnapshot:
+def _cluster_inventory(kubeconfig: str, gpus: Any = None) -> ClusterSnapshot:
     """Nodes, pods and serving Deployments of a live cluster, read once through the operator's
     own adapter (``kubellm.k8s``); ``run`` derives the inventory per deployment from them."""
     from kubellm import naming
@@ -163,7 +166,7 @@ def _cluster_inventory(kubeconfig: str) -> ClusterSnapshot:
         deployments = cluster.list("apps/v1", "Deployment", None, naming.SERVING_SELECTOR)
     except KubellmError:  # e.g. no RBAC to list Deployments: size against bound pods only
         deployments = []
-    return ClusterSnapshot(nodes, pods, deployments)
+    return ClusterSnapshot(nodes, pods, deployments, gpus)
 
 
 def build_report(plan: Any) -> dict[str, Any]:
@@ -203,7 +206,7 @@ def run(args: argparse.Namespace) -> int:
     from kubellm.manifests import Manifests, parse_documents
     from kubellm.planner import plan_deployment
 
-    install_gpu_catalog(args)
+    gpus = gpu_catalog(args)
     images = runtime_images(args)
     manifests = Manifests()
     sources = _read_sources(args.filename) + _read_sources(args.policy)
@@ -223,7 +226,7 @@ def run(args: argparse.Namespace) -> int:
             f"no LLMDeployment found in the input ({manifests.documents} "
             f"document{'' if manifests.documents == 1 else 's'}{seen})",
         )
-    loaded = load_inventory(args)
+    loaded = load_inventory(args, gpus)
     inventory = loaded.inventory() if isinstance(loaded, ClusterSnapshot) else loaded
 
     from kubellm.modelinfo import FactsResolver

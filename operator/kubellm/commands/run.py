@@ -15,7 +15,7 @@ import logging
 import os
 from typing import Any
 
-from kubellm.commands.catalog_flags import add_catalog_flags, install_gpu_catalog, runtime_images
+from kubellm.commands.catalog_flags import add_catalog_flags, gpu_catalog, runtime_images
 
 log = logging.getLogger("kubellm.run")
 
@@ -86,10 +86,10 @@ def run(args: argparse.Namespace) -> int:
     from kubellm.shell.config import OperatorConfig
 
     # bad flags exit 2 before anything starts
-    config = OperatorConfig.from_args(args, runtime_images=runtime_images(args))
+    config = OperatorConfig.from_args(args, runtime_images=runtime_images(args),
+                                      gpus=gpu_catalog(args))
     if config.kubeconfig:  # kopf's own login reads $KUBECONFIG
         os.environ["KUBECONFIG"] = config.kubeconfig
-    install_gpu_catalog(args)  # before anything sizes: bad files exit 2 at once
     logging.basicConfig(
         level=logging.DEBUG if config.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

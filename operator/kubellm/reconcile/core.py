@@ -59,6 +59,7 @@ from kubellm.reconcile import status
 from kubellm.reconcile.ledger import WORKLOAD_KINDS, GpuLedger, Observed
 from kubellm.reconcile.ports import ClusterPort, FactsPort
 from kubellm.runtimes import lws
+from kubellm.sizing.catalog import GpuCatalog
 
 log = logging.getLogger("kubellm.reconcile")
 
@@ -73,6 +74,7 @@ class Settings:
     image: str | None = None  # image of the download Job (default: kubellm's own)
     hub_endpoint: str | None = None  # HF_ENDPOINT for the download Job (a mirror; None: the Hub)
     runtime_images: tuple[tuple[str, str], ...] = ()  # --runtime-image: (runtime, image)
+    gpu_catalog: GpuCatalog | None = None  # --gpu-catalog added to the built-in (None: just it)
     facts_ttl: float = 600.0  # seconds a resolved ModelFacts is reused
     inventory_ttl: float = 2.0  # seconds a Nodes/Pods snapshot is reused across reconciles
     policy_ttl: float = 3.0  # seconds the LicensePolicy list is reused (invalidated on change)
@@ -150,7 +152,7 @@ class Reconciler:
         self._on_planned = on_planned
         self._cache_locks: dict[tuple[str, str | None], threading.Lock] = {}
         self._cache_locks_guard = threading.Lock()
-        self.ledger = GpuLedger()
+        self.ledger = GpuLedger(self.settings.gpu_catalog)
 
     # ---- observe -----------------------------------------------------------------------
     def _facts_for(self, llmd: LLMDeployment, namespace: str) -> ModelFacts:

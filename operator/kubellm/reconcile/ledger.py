@@ -16,6 +16,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from kubellm.runtimes import lws
+from kubellm.sizing.catalog import GpuCatalog
 from kubellm.sizing.commitments import (
     Commitment,
     commitment_from_status,
@@ -34,7 +35,10 @@ P = TypeVar("P")
 
 
 class GpuLedger:
-    def __init__(self) -> None:
+    """``gpus``: the catalogue the nodes' GPU products are read in (None: the built-in one)."""
+
+    def __init__(self, gpus: GpuCatalog | None = None) -> None:
+        self._gpus = gpus
         self._entries: dict[Key, Commitment] = {}
         self._lock = threading.Lock()
 
@@ -54,7 +58,7 @@ class GpuLedger:
         never sizes against itself; only nodes its ``spec.nodeSelector`` matches."""
         nodes, pods, deployments = observed
         commitments = merge_commitments(self._entries, deployments)
-        return committed_inventory(nodes, pods, commitments, own, node_selector)
+        return committed_inventory(nodes, pods, commitments, own, node_selector, self._gpus)
 
     def _commit(self, key: Key, plan: Any) -> bool:
         dep = next((o for o in plan.serving_objects if o.get("kind") in WORKLOAD_KINDS), None)

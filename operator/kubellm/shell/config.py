@@ -18,6 +18,7 @@ from pathlib import Path
 from kubellm.errors import SpecError
 from kubellm.k8s.leader import DEFAULT_LEASE_NAME
 from kubellm.reconcile import Settings
+from kubellm.sizing.catalog import GpuCatalog
 
 SERVICE_ACCOUNT_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
 
@@ -48,10 +49,11 @@ class OperatorConfig:
 
     @classmethod
     def from_args(cls, args: argparse.Namespace, environ: Mapping[str, str] | None = None,
-                  runtime_images: Mapping[str, str] | None = None) -> OperatorConfig:
+                  runtime_images: Mapping[str, str] | None = None,
+                  gpus: GpuCatalog | None = None) -> OperatorConfig:
         """The config of ``kubellm run ARGS`` in environment ``environ`` (default: this
-        process's), with the validated ``--runtime-image`` mapping. A ``SpecError`` names the
-        flag when something is missing."""
+        process's), with the validated ``--runtime-image`` mapping and ``--gpu-catalog``
+        catalogue. A ``SpecError`` names the flag when something is missing."""
         env = os.environ if environ is None else environ
         kubeconfig = (os.path.abspath(args.kubeconfig) if args.kubeconfig
                       else env.get("KUBECONFIG") or None)
@@ -70,7 +72,8 @@ class OperatorConfig:
             election=election,
             verbose=bool(args.verbose),
             reconcile=Settings(image=args.image, hub_endpoint=env.get("HF_ENDPOINT") or None,
-                               runtime_images=tuple(sorted((runtime_images or {}).items()))),
+                               runtime_images=tuple(sorted((runtime_images or {}).items())),
+                               gpu_catalog=gpus),
         )
 
 

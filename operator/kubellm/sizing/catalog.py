@@ -8,7 +8,9 @@ then gives the compute capability; a MIG slice's memory comes from ``mig_slice_m
 
 ``--gpu-catalog FILE`` (``kubellm run`` and ``kubellm plan``) adds or replaces entries:
 ``read_gpu_catalog_file`` validates them (errors name the file, the entry and the field),
-``use_gpu_overrides`` installs them for the process, ``merge_gpu_catalogs`` is the pure merge.
+``merge_gpu_catalogs`` is the pure merge and ``GpuCatalog.with_extra`` the value built from it:
+passed down as a value (the inventory carries the catalogue its products are read in), never
+installed in the process, so ``kubellm run`` and ``kubellm plan`` given the same files agree.
 
 ``gpu_supports`` answers whether a GPU generation runs a quantization on a runtime: the runtime's
 own capability table (``data/runtimes.yaml``, ``kubellm.runtimes.catalog.serves_on``), the same
@@ -17,7 +19,9 @@ rule the planner's runtime check applies, so the sizer never picks a GPU the run
 
 from __future__ import annotations
 
+import dataclasses
 import re
+from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
@@ -150,38 +154,47 @@ def merge_gpu_catalogs(base: tuple[GpuType, ...],
     return tuple(merged)
 
 
-_overrides: tuple[GpuType, ...] = ()
+@dataclass(frozen=True)
+class GpuCatalog:
+    """The GPUs a deployment can be sized on: the built-in catalogue, or it with the entries of
+    ``--gpu-catalog`` files (``with_extra``). ``lookup`` is case-insensitive over products,
+    their other spellings and aliases."""
 
+    gpus: tuple[GpuType, ...]
+    _index: dict[str, GpuType] = dataclasses.field(init=False, repr=False, compare=False,
+                                                   hash=False)
 
-def use_gpu_overrides(extra: tuple[GpuType, ...]) -> None:
-    """Add/replace catalogue entries for this process (``--gpu-catalog``); ``()`` resets.
+    def __post_init__(self) -> None:
+        index: dict[str, GpuType] = {}
+        for gpu in self.gpus:
+            for name in (gpu.product, *gpu.products, *gpu.aliases):
+                index[name.lower()] = gpu
+        object.__setattr__(self, "_index", index)
 
-    Process-wide on purpose: the sizer and the inventory look GPUs up through this module, and
-    ``kubellm run`` and ``kubellm plan`` must both see the same catalogue. Checked at once, so a
-    clash is reported at start-up, not at the first lookup.
-    """
-    global _overrides
-    merge_gpu_catalogs(parse_gpu_entries(_raw()["gpus"], "kubellm/data/gpus.yaml"), extra)
-    _overrides = tuple(extra)
-    load_gpu_catalog.cache_clear()
-    _index.cache_clear()
+    @classmethod
+    def with_extra(cls, extra: tuple[GpuType, ...]) -> GpuCatalog:
+        """The built-in catalogue with ``extra`` entries replacing (same product) or added; a
+        ValueError names a clash."""
+        return cls(merge_gpu_catalogs(builtin_gpu_catalog().gpus, extra)) if extra else (
+            builtin_gpu_catalog())
+
+    def lookup(self, name: str) -> GpuType | None:
+        return self._index.get(base_product(name).lower())
+
+    def known_names(self) -> list[str]:
+        """Canonical products and their first alias, for error messages."""
+        return [f"{g.product} ({g.aliases[0]})" if g.aliases else g.product for g in self.gpus]
 
 
 @cache
+def builtin_gpu_catalog() -> GpuCatalog:
+    """Every GPU of ``data/gpus.yaml`` in file order."""
+    return GpuCatalog(parse_gpu_entries(_raw()["gpus"], "kubellm/data/gpus.yaml"))
+
+
 def load_gpu_catalog() -> tuple[GpuType, ...]:
-    """Every GPU of ``data/gpus.yaml`` in file order, with the overrides of
-    ``use_gpu_overrides`` applied (replaced in place, added at the end)."""
-    base = parse_gpu_entries(_raw()["gpus"], "kubellm/data/gpus.yaml")
-    return merge_gpu_catalogs(base, _overrides)
-
-
-@cache
-def _index() -> dict[str, GpuType]:
-    index: dict[str, GpuType] = {}
-    for gpu in load_gpu_catalog():
-        for name in (gpu.product, *gpu.products, *gpu.aliases):
-            index[name.lower()] = gpu
-    return index
+    """Every GPU of the built-in catalogue (``data/gpus.yaml``), in file order."""
+    return builtin_gpu_catalog().gpus
 
 
 def base_product(name: str) -> str:
@@ -204,18 +217,19 @@ def mig_slice_memory_mib(product: str) -> int | None:
     return int(match.group("gb")) * 1024 if match else None
 
 
-def lookup_gpu(name: str) -> GpuType | None:
-    """The catalogue entry for a product label, another spelling or an alias (case-insensitive).
+def lookup_gpu(name: str, catalog: GpuCatalog | None = None) -> GpuType | None:
+    """The entry of ``catalog`` (default: the built-in one) for a product label, another
+    spelling or an alias (case-insensitive).
 
     MIG (``-MIG-<profile>``) and time-slicing (``-SHARED``) suffixes are stripped, so the result
     is the parent GPU. Returns None for names the catalogue does not know.
     """
-    return _index().get(base_product(name).lower())
+    return (catalog or builtin_gpu_catalog()).lookup(name)
 
 
-def known_gpu_names() -> list[str]:
+def known_gpu_names(catalog: GpuCatalog | None = None) -> list[str]:
     """Canonical products and their first alias, for error messages."""
-    return [f"{g.product} ({g.aliases[0]})" if g.aliases else g.product for g in load_gpu_catalog()]
+    return (catalog or builtin_gpu_catalog()).known_names()
 
 
 def gpu_supports(gpu: GpuType, quant: Quant, *, runtime: str = "vllm") -> tuple[bool, str]:

@@ -42,6 +42,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from kubellm.naming import LABEL_INSTANCE, selector_labels
+from kubellm.sizing.catalog import GpuCatalog
 from kubellm.sizing.inventory import (
     GPU_RESOURCE,
     PRODUCT_LABEL,
@@ -308,21 +309,23 @@ def committed_inventory(
     commitments: Sequence[Commitment],
     own: Key | None = None,
     node_selector: Mapping[str, str] | None = None,
+    catalog: GpuCatalog | None = None,
 ) -> Inventory:
     """The inventory with free GPUs = allocatable - bound pods - unbound commitments, leaving out
     everything of ``own`` (its pods, its Deployment, its ledger entry). With ``node_selector``
     (the deployment's ``spec.nodeSelector``, which its pods carry) only the nodes whose labels
-    match count: the scheduler would never place the pods anywhere else."""
+    match count: the scheduler would never place the pods anywhere else. GPU products are read
+    in ``catalog`` (default: the built-in catalogue)."""
     others = [p for p in pods if _live(p) and not is_own_pod(p, own)]
     promised = [c for c in commitments if c.key != own]
     reserved = reserved_by_node(nodes, others, promised)
     if not node_selector:
-        return inventory_from_nodes(nodes, others, reserved=reserved)
+        return inventory_from_nodes(nodes, others, reserved=reserved, catalog=catalog)
     wanted = sorted((str(k), str(v)) for k, v in node_selector.items())
     matching = [n for n in nodes
                 if all(((n.get("metadata") or {}).get("labels") or {}).get(k) == v
                        for k, v in wanted)]
-    inventory = inventory_from_nodes(matching, others, reserved=reserved)
+    inventory = inventory_from_nodes(matching, others, reserved=reserved, catalog=catalog)
     if len(matching) < len(nodes):
         note = (f"{len(nodes) - len(matching)} of {len(nodes)} nodes skipped: their labels do "
                 f"not match spec.nodeSelector {dict(wanted)}")

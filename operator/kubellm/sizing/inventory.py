@@ -29,10 +29,11 @@ from typing import Any
 
 from kubellm.errors import SpecError
 from kubellm.sizing.catalog import (
+    GpuCatalog,
+    builtin_gpu_catalog,
     is_mig,
     is_shared,
     known_gpu_names,
-    load_gpu_catalog,
     lookup_gpu,
     mig_slice_memory_mib,
 )
@@ -98,8 +99,10 @@ def inventory_from_nodes(
     nodes: Sequence[Mapping[str, Any]],
     pods: Sequence[Mapping[str, Any]] = (),
     reserved: Mapping[str, int] | None = None,
+    catalog: GpuCatalog | None = None,
 ) -> Inventory:
-    """Group schedulable, Ready GPU nodes into pools with their free GPUs (see module docstring)."""
+    """Group schedulable, Ready GPU nodes into pools with their free GPUs (see module docstring);
+    products are read in ``catalog`` (default: the built-in catalogue)."""
     used = dict(_used_by_node(pods))
     for node_name, gpus_reserved in (reserved or {}).items():
         used[node_name] = used.get(node_name, 0) + gpus_reserved
@@ -135,7 +138,7 @@ def inventory_from_nodes(
         memory = _int(labels.get(MEMORY_LABEL)) or None
         if is_mig(product) and memory is None:
             memory = mig_slice_memory_mib(product)
-        if lookup_gpu(product) is None and memory is None:
+        if lookup_gpu(product, catalog) is None and memory is None:
             notes.append(f"node {name}: GPU {product} is not in the catalogue, skipped")
             continue
         free = max(0, gpus - used.get(name, 0))
@@ -154,7 +157,7 @@ def inventory_from_nodes(
             groups.items(), key=lambda kv: (kv[0][1], kv[0][2], kv[0][3] or 0, kv[0][0])
         )
     )
-    return Inventory(pools=pools, source="cluster", notes=tuple(notes))
+    return Inventory(pools=pools, source="cluster", notes=tuple(notes), gpus=catalog)
 
 
 def _positive_int(value: Any, field: str, fix: str) -> int:
@@ -163,7 +166,7 @@ def _positive_int(value: Any, field: str, fix: str) -> int:
     return value
 
 
-def inventory_from_file(data: Any, source: str) -> Inventory:
+def inventory_from_file(data: Any, source: str, catalog: GpuCatalog | None = None) -> Inventory:
     """Pools from a plan inventory file: a list (or ``{pools: [...]}``) of entries
     ``{gpuProduct, gpusPerNode, nodes, gpuMemoryMiB?, freeGpusPerNode?}``.
 
@@ -201,12 +204,12 @@ def inventory_from_file(data: Any, source: str) -> Inventory:
         memory = entry.get("gpuMemoryMiB")
         if memory is not None:
             memory = _positive_int(memory, f"{where}.gpuMemoryMiB", "memory per GPU in MiB")
-        gpu = lookup_gpu(product)
+        gpu = lookup_gpu(product, catalog)
         if gpu is None and memory is None:
             raise SpecError(
                 f"{where}.gpuProduct",
                 f"unknown GPU {product!r}",
-                "use one of " + ", ".join(known_gpu_names()) + ", or give gpuMemoryMiB",
+                "use one of " + ", ".join(known_gpu_names(catalog)) + ", or give gpuMemoryMiB",
             )
         label = product
         if gpu is not None and product.lower() in (a.lower() for a in gpu.aliases):
@@ -238,15 +241,17 @@ def inventory_from_file(data: Any, source: str) -> Inventory:
                 free_gpus_per_node=free,
             )
         )
-    return Inventory(pools=tuple(pools), source=f"file:{source}")
+    return Inventory(pools=tuple(pools), source=f"file:{source}", gpus=catalog)
 
 
-def default_inventory() -> Inventory:
-    """The built-in catalogue: one node of 8 GPUs of each type (for `kubellm plan` offline)."""
+def default_inventory(catalog: GpuCatalog | None = None) -> Inventory:
+    """The catalogue (default: the built-in one): one node of 8 GPUs of each type (for
+    `kubellm plan` offline)."""
     return Inventory(
         pools=tuple(
             NodePool(gpu_product=g.product, gpus_per_node=DEFAULT_GPUS_PER_NODE, nodes=1)
-            for g in load_gpu_catalog()
+            for g in (catalog or builtin_gpu_catalog()).gpus
         ),
         source="catalogue",
+        gpus=catalog,
     )

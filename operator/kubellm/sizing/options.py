@@ -98,7 +98,7 @@ def candidate_pools(inventory: Inventory, wanted: GpuType | None) -> tuple[list[
     pools: list[Pool] = []
     notes: list[str] = []
     for p in inventory.pools:
-        gpu = lookup_gpu(p.gpu_product)
+        gpu = lookup_gpu(p.gpu_product, inventory.gpus)
         mig = is_mig(p.gpu_product)
         if gpu is None:
             if not p.gpu_memory_mib:

@@ -164,12 +164,12 @@ def size(
 
     wanted: GpuType | None = None
     if spec.gpu.type.lower() != "auto":
-        wanted = lookup_gpu(spec.gpu.type)
+        wanted = lookup_gpu(spec.gpu.type, inventory.gpus)
         if wanted is None:
             raise SpecError(
                 "spec.gpu.type",
                 f"unknown GPU type {spec.gpu.type!r}",
-                "use auto or one of: " + ", ".join(known_gpu_names()),
+                "use auto or one of: " + ", ".join(known_gpu_names(inventory.gpus)),
             )
 
     model = SizingModel(

@@ -7,8 +7,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from kubellm.api.v1alpha1 import SizingStatus
+
+if TYPE_CHECKING:
+    from kubellm.sizing.catalog import GpuCatalog
 
 
 @dataclass(frozen=True)
@@ -51,6 +55,8 @@ class Inventory:
     pools: tuple[NodePool, ...] = ()
     source: str = "catalogue"  # catalogue | file:<path> | cluster
     notes: tuple[str, ...] = ()  # nodes skipped and why (cordoned, NotReady, -SHARED, unknown GPU)
+    # the catalogue its GPU products are read in (None: the built-in one; --gpu-catalog adds)
+    gpus: GpuCatalog | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)
