@@ -51,6 +51,9 @@ local DEGRADED = {
   BackoffLimitExceeded = true,
   DeadlineExceeded = true,
   PodFailurePolicy = true,
+  -- spec.evaluation.gate: Ready repeats Evaluated=False (below minPassRate, or it could not run)
+  BelowThreshold = true,
+  EvaluationFailed = true,
 }
 
 -- Work in progress, or a retry that is already scheduled.
@@ -63,6 +66,8 @@ local PROGRESSING = {
   -- Available=False before the serving Deployment exists or while its pods start
   NoDeployment = true,
   NoReplicasReady = true,
+  -- spec.evaluation.gate: the evaluation Job has not finished
+  Evaluating = true,
   -- kubellm.errors.TemporaryError and its subclasses
   Retrying = true,
   HubUnavailable = true,

@@ -287,6 +287,25 @@ def download_deadline_seconds(ref: CacheRef) -> int:
     return DOWNLOAD_BASE_SECONDS + math.ceil(nbytes / DOWNLOAD_BYTES_PER_SECOND)
 
 
+def job_pod_spec(container: dict[str, Any], volumes: list[dict[str, Any]], *, uid: int,
+                 fs_group: bool = False) -> dict[str, Any]:
+    """The pod of a kubellm Job (download, evaluation): no API token, no service links, never
+    restarted in place, non-root as ``uid``; ``fs_group``: volumes writable by ``uid``."""
+    security: dict[str, Any] = {}
+    if fs_group:
+        security |= {"fsGroup": uid, "fsGroupChangePolicy": "OnRootMismatch"}
+    security |= {"runAsGroup": uid, "runAsNonRoot": True, "runAsUser": uid,
+                 "seccompProfile": {"type": "RuntimeDefault"}}
+    return {
+        "automountServiceAccountToken": False,
+        "containers": [container],
+        "enableServiceLinks": False,
+        "restartPolicy": "Never",
+        "securityContext": security,
+        "volumes": volumes,
+    }
+
+
 def render_download_job(
     ref: CacheRef,
     namespace: str,
@@ -350,27 +369,18 @@ def render_download_job(
             "backoffLimit": JOB_BACKOFF_LIMIT,
             "template": {
                 "metadata": {"labels": cache_labels(ref.key, COMPONENT_DOWNLOAD)},
-                "spec": {
-                    "automountServiceAccountToken": False,
-                    "containers": [container],
-                    "enableServiceLinks": False,
-                    "restartPolicy": "Never",
-                    "securityContext": {
-                        "fsGroup": DOWNLOADER_UID,
-                        "fsGroupChangePolicy": "OnRootMismatch",
-                        "runAsGroup": DOWNLOADER_UID,
-                        "runAsNonRoot": True,
-                        "runAsUser": DOWNLOADER_UID,
-                        "seccompProfile": {"type": "RuntimeDefault"},
-                    },
-                    "volumes": [
+                "spec": job_pod_spec(
+                    container,
+                    [
                         {
                             "name": "model-cache",
                             "persistentVolumeClaim": {"claimName": ref.pvc_name},
                         },
                         {"name": "tmp", "emptyDir": {}},
                     ],
-                },
+                    uid=DOWNLOADER_UID,
+                    fs_group=True,
+                ),
             },
         },
     }

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from kubellm import __version__
 from kubellm.errors import KubellmError, PermanentError
 
-COMMANDS = ("run", "plan", "license", "download", "sandbox", "crds")
+COMMANDS = ("run", "plan", "eval", "license", "download", "sandbox", "crds")
 
 
 def build_parser() -> argparse.ArgumentParser:

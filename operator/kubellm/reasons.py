@@ -69,6 +69,8 @@ class Reason(StrEnum):
     MINIMUM_REPLICAS_AVAILABLE = ("MinimumReplicasAvailable", Category.OK,
                                   "Available=True: at least one serving replica is Ready")
     READY = ("Ready", Category.OK, "Ready=True: all four stages are True")
+    PASSED = ("Passed", Category.OK,
+              "Evaluated=True: the weighted pass rate reached spec.evaluation.minPassRate")
 
     # ---- WAITING: on the way, nothing needs a human
     NOT_EVALUATED = ("NotEvaluated", Category.WAITING,
@@ -81,6 +83,8 @@ class Reason(StrEnum):
                      "Available=False: no serving workload yet (an earlier stage is not True)")
     NO_REPLICAS_READY = ("NoReplicasReady", Category.WAITING,
                          "Available=False: the serving pods are not Ready yet")
+    EVALUATING = ("Evaluating", Category.WAITING,
+                  "Evaluated=Unknown: the evaluation Job has not finished")
 
     # ---- IDLE: False because the spec asks for it
     SCALED_TO_ZERO = ("ScaledToZero", Category.IDLE,
@@ -113,6 +117,12 @@ class Reason(StrEnum):
                       "the API server refused a rendered object (HTTP 400/422)")
     DOWNLOAD_FAILED = ("DownloadFailed", Category.REFUSED,
                        "the download Job failed without a reason of its own")
+    BELOW_THRESHOLD = ("BelowThreshold", Category.REFUSED,
+                       "Evaluated=False: the weighted pass rate is below "
+                       "spec.evaluation.minPassRate")
+    EVALUATION_FAILED = ("EvaluationFailed", Category.REFUSED,
+                         "Evaluated=False: the evaluation could not run (invalid checks, a "
+                         "missing ConfigMap, the endpoint unreachable)")
 
     # ---- TEMPORARY: a retry with backoff is scheduled
     RETRYING = ("Retrying", Category.TEMPORARY,

@@ -30,6 +30,7 @@ MODULE_MARKS: dict[str, str] = {
     "test_chart_golden": "tools",
     "test_chart_ha": "tools",
     "test_download": "tools",
+    "test_eval_cli::test_kubellm_eval_as_a_user_runs_it": "tools",
     "test_examples_offline": "tools",
     "test_image": "tools",
     "test_leader_run": "tools",

@@ -87,7 +87,10 @@ def test_structural_schema(name: str, crd: dict[str, Any]) -> None:
 def _node(crd: dict[str, Any], dotted: str) -> dict[str, Any]:
     node = _schema(crd)
     for part in dotted.split("."):
-        node = node["properties"][part]
+        items = part.endswith("[*]")  # a list's items (CEL_RULES keys them name[*])
+        node = node["properties"][part.removesuffix("[*]")]
+        if items:
+            node = node["items"]
     return node
 
 

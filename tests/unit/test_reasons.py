@@ -45,7 +45,8 @@ def test_every_reason_is_camel_case_with_a_category_and_a_one_line_description(
 def test_the_catalogue_is_the_reasons_the_code_emits() -> None:
     """The 29 reasons tests/unit/test_docs.py found by scanning the source before the catalogue,
     plus NotPermitted (spec.args/env/image guard) and InvalidModelMetadata (unreadable
-    config.json / safetensors index / header, found by tests/unit/test_fuzz_hub.py)."""
+    config.json / safetensors index / header, found by tests/unit/test_fuzz_hub.py), and
+    spec.evaluation's Evaluated condition: Passed, Evaluating, BelowThreshold, EvaluationFailed."""
     assert set(Reason) == {
         "Allowed", "AllowedWithWarnings", "CacheDisabled", "ClusterError", "Conflict",
         "DoesNotFit", "DownloadFailed", "Downloaded", "Downloading", "Fits", "Forbidden",
@@ -55,6 +56,7 @@ def test_the_catalogue_is_the_reasons_the_code_emits() -> None:
         "ModelNotFound", "NoDeployment", "NoReplicasReady", "NotEvaluated", "NotPermitted",
         "NotPlanned", "Ready",
         "Retrying", "ScaledToZero", "Unsupported",
+        "Passed", "Evaluating", "BelowThreshold", "EvaluationFailed",
     }
 
 
@@ -131,7 +133,7 @@ def test_conditions_sets_come_from_the_catalogue() -> None:
     progressing = conditions.PROGRESSING_REASONS
     assert progressing == {
         "Downloading", "NoDeployment", "NoReplicasReady", "ScaledToZero", "NotPlanned",
-        "NotEvaluated",
+        "NotEvaluated", "Evaluating",
     }
     assert progressing == of(Category.WAITING, Category.IDLE)
     ok = of(Category.OK)

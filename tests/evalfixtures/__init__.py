@@ -1,0 +1,1 @@
+"""Test doubles for the evaluation tests (not a real model server)."""
