@@ -123,6 +123,7 @@ def node_product(cluster: Any, node: str) -> str:
     ("qwen2.5-7b-l4.yaml", "NVIDIA-L4"),
     ("llama-3.1-70b-awq-h100.yaml", "NVIDIA-H100-80GB-HBM3"),
     ("llama-3.3-70b-bf16-tp.yaml", "NVIDIA-A100-SXM4-80GB"),
+    ("sglang/qwen2.5-7b-l4.yaml", "NVIDIA-L4"),  # the third runtime, end to end on the sandbox
 ])
 def test_example_becomes_ready_on_the_right_gpus(cluster: Any, ns: str, file: str,
                                                  gpu: str) -> None:
@@ -149,6 +150,10 @@ def test_example_becomes_ready_on_the_right_gpus(cluster: Any, ns: str, file: st
     events = items(cluster, "events", ns, "--field-selector",
                    f"involvedObject.name={name},involvedObject.kind=LLMDeployment")
     assert any(e["reason"] == "Ready" for e in events), [e["reason"] for e in events]
+    runtime = doc["spec"].get("runtime", "auto")
+    if runtime != "auto":  # the pods run what the spec asked for
+        assert status["runtime"] == runtime
+        assert {p["metadata"]["labels"]["kubellm.io/runtime"] for p in pods} == {runtime}
 
 
 def test_policy_denial_then_change(cluster: Any, ns: str) -> None:

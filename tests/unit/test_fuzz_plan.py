@@ -40,6 +40,7 @@ from hypothesis import strategies as st
 
 from fuzzing import JUNK, mutated
 from hubfixtures.cache import build_offline_cache
+from kubellm.api.v1alpha1 import runtime_names
 
 ROOT = Path(__file__).resolve().parents[2]
 INVENTORY = str(ROOT / "examples" / "cluster" / "inventory.yaml")
@@ -167,7 +168,7 @@ MODELS = [
 ]
 SPEC_FIELDS: dict[str, list[Any]] = {
     "quantization": QUANTS,
-    "runtime": ["auto", "vllm", "tgi"],
+    "runtime": list(runtime_names()),  # auto and every runtime of the registry
     "replicas": [0, 1, 3, 1000],
     "context": [{}, {"maxModelLen": 4096}, {"maxModelLen": "auto", "concurrency": 64},
                 {"maxModelLen": 10_485_760, "kvCacheDtype": "fp8"}, {"concurrency": 4096}],
