@@ -319,3 +319,90 @@ def test_job_mounts_checks_from_configmap() -> None:
                                    "items": [{"key": "checks.jsonl", "path": "checks.jsonl"}]}
     args = pod["containers"][0]["args"]
     assert args[args.index("--checks-file") + 1] == "/etc/kubellm/checks/checks.jsonl"
+
+
+# ---- the reconciler's hooks: desired Job, observed status
+
+def _llmd(evaluation: dict[str, Any] | None) -> Any:
+    from kubellm.api.v1alpha1 import LLMDeployment
+
+    return LLMDeployment.model_validate({
+        "metadata": {"name": "tiny", "namespace": "ns", "generation": 3, "uid": "u-1"},
+        "spec": {"model": {"repo": "org/tiny"}, **({"evaluation": evaluation} if evaluation
+                                                    else {})}})
+
+
+def test_desired_job_or_refusal() -> None:
+    from kubellm.evaluation.hooks import desired
+
+    kw = {"revision": "a" * 40, "endpoint": "http://tiny.ns.svc:8000/v1", "image": "img"}
+    assert desired(_llmd(None), **kw).job is None
+    ok = desired(_llmd({"checks": [{"name": "c", "prompt": "q", "expect": {"contains": "a"}}]}),
+                 **kw)
+    assert ok.job is not None and ok.status is None
+    assert ok.job["metadata"]["ownerReferences"][0]["uid"] == "u-1"
+    assert ok.job["metadata"]["annotations"][evjob.ANNOTATION_GENERATION] == "3"
+    bad = desired(_llmd({"checks": [{"name": "c", "prompt": "q", "expect": {"regex": "("}}]}),
+                  **kw)
+    assert bad.job is None and bad.status is not None
+    want = evaluated(bad.status)
+    assert want.reason == Reason.EVALUATION_FAILED
+    assert want.message.startswith("spec.evaluation.checks[0].expect.regex: invalid regular")
+
+
+def _finished_job(kind: str = "Complete", reason: str = "") -> dict[str, Any]:
+    job = _job(_spec())
+    job["status"] = {"conditions": [{"type": kind, "status": "True", "reason": reason}]}
+    return job
+
+
+def _pod(message: str | None, created: str) -> dict[str, Any]:
+    terminated: dict[str, Any] = {"exitCode": 0}
+    if message is not None:
+        terminated["message"] = message
+    return {"metadata": {"creationTimestamp": created},
+            "status": {"containerStatuses": [{"name": "evaluate",
+                                              "state": {"terminated": terminated}}]}}
+
+
+def test_observe_reads_the_newest_report() -> None:
+    from kubellm.evaluation.hooks import observe
+
+    running = _job(_spec())
+    assert observe(running, []) is None
+    old = encode(aggregate([CheckResult("a", False, failure="x")], 1.0)).decode()
+    new = encode(aggregate([CheckResult("a", True)], 1.0)).decode()
+    status = observe(_finished_job(), [_pod(new, "2026-12-03T10:01:00Z"),
+                                       _pod(old, "2026-12-03T10:00:00Z")])
+    assert status is not None and status.passed is True
+    assert status.revision == "a" * 40 and status.generation == 1
+    assert status.spec_hash == evjob.spec_hash(_spec())
+
+
+def test_observe_a_job_without_report_is_an_evaluation_failure() -> None:
+    from kubellm.evaluation.hooks import observe
+
+    status = observe(_finished_job("Failed", "DeadlineExceeded"), [_pod(None, "t")])
+    assert status is not None and evaluated(status).reason == Reason.EVALUATION_FAILED
+    assert "failed without a report (DeadlineExceeded)" in str(status.error)
+    garbage = observe(_finished_job("Failed", "PodFailurePolicy"), [_pod("OOMKilled", "t")])
+    assert garbage is not None and "not JSON" in str(garbage.error)
+
+
+def test_gate_folds_evaluated_into_ready() -> None:
+    from kubellm.conditions import Want
+    from kubellm.evaluation.hooks import gate
+
+    checks = [{"name": "c", "prompt": "q", "expect": {"contains": "a"}}]
+    ready = Want("Ready", "True", Reason.READY, "Serving")
+    below = Want("Evaluated", "False", Reason.BELOW_THRESHOLD, "pass rate 50%")
+    gated = gate(ready, below, _llmd({"checks": checks, "gate": True}))
+    assert (gated.status, gated.reason, gated.message) == (
+        "False", Reason.BELOW_THRESHOLD, "Evaluated: pass rate 50%")
+    assert gate(ready, below, _llmd({"checks": checks})) == ready  # no gate: never blocks
+    waiting = Want("Evaluated", "Unknown", Reason.EVALUATING, "running")
+    assert gate(ready, waiting, _llmd({"checks": checks, "gate": True})).status == "Unknown"
+    passed = Want("Evaluated", "True", Reason.PASSED, "ok")
+    assert gate(ready, passed, _llmd({"checks": checks, "gate": True})) == ready
+    not_ready = Want("Ready", "False", Reason.NO_REPLICAS_READY, "0/1")
+    assert gate(not_ready, below, _llmd({"checks": checks, "gate": True})) == not_ready
