@@ -25,26 +25,22 @@ Use ``with serve_modelscope() as ms: env MODELSCOPE_ENDPOINT=ms.endpoint``.
 from __future__ import annotations
 
 import json
-import threading
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from hubfixtures.models import CATALOGUE, FakeRepo
-from hubfixtures.server import write_file
+from hubfixtures.server import FixtureServer, write_file
 
 # ModelScope shows licences by display name; these are the ones its model pages use.
 DISPLAY_LICENCE = {"apache-2.0": "Apache License 2.0", "mit": "MIT License"}
 
 
-class ModelScopeServer(ThreadingHTTPServer):
+class ModelScopeServer(FixtureServer):
     """``endpoint``, ``requests`` (method, path, token), ``fail``, ``tokens`` are public."""
-
-    daemon_threads = True
-    allow_reuse_address = True
 
     def __init__(self, models: dict[str, FakeRepo], tokens: Iterable[str],
                  revisions: Iterable[str] = (), host: str = "127.0.0.1") -> None:
@@ -55,11 +51,6 @@ class ModelScopeServer(ThreadingHTTPServer):
         self.requests: list[tuple[str, str, str | None]] = []
         self.fail: str | None = None
         self.hang_seconds = 5.0
-        self._thread: threading.Thread | None = None
-
-    @property
-    def endpoint(self) -> str:
-        return f"http://{self.server_address[0]}:{self.server_address[1]}"
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         """A client hanging up (the region probe's 0.2 s timeout, a cancelled download) is
@@ -68,16 +59,6 @@ class ModelScopeServer(ThreadingHTTPServer):
 
         if not isinstance(sys.exc_info()[1], ConnectionError):
             super().handle_error(request, client_address)
-
-    def start(self) -> ModelScopeServer:
-        self._thread = threading.Thread(target=self.serve_forever, kwargs={"poll_interval": 0.05},
-                                        daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self.shutdown()
-        self.server_close()
 
 
 @contextmanager

@@ -28,7 +28,7 @@ import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Self
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from hubfixtures.models import CATALOGUE, FakeFile, FakeRepo
@@ -36,11 +36,31 @@ from hubfixtures.models import CATALOGUE, FakeFile, FakeRepo
 LAST_MODIFIED = "2024-09-25T14:34:58.000Z"
 
 
-class HubServer(ThreadingHTTPServer):
-    """The server object: ``endpoint``, ``requests`` (a log), ``fail`` and ``tokens`` are public."""
+class FixtureServer(ThreadingHTTPServer):
+    """A threaded local server with ``endpoint``, ``start()`` (a daemon thread) and ``stop()``:
+    the base of the fixture hubs."""
 
     daemon_threads = True
     allow_reuse_address = True
+    _thread: threading.Thread | None = None
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://{self.server_address[0]}:{self.server_address[1]}"
+
+    def start(self) -> Self:
+        self._thread = threading.Thread(target=self.serve_forever, kwargs={"poll_interval": 0.05},
+                                        daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.shutdown()
+        self.server_close()
+
+
+class HubServer(FixtureServer):
+    """The server object: ``endpoint``, ``requests`` (a log), ``fail`` and ``tokens`` are public."""
 
     def __init__(self, models: dict[str, FakeRepo], tokens: Iterable[str], port: int = 0,
                  host: str = "127.0.0.1") -> None:
@@ -67,10 +87,6 @@ class HubServer(ThreadingHTTPServer):
                 self.history.setdefault(repo.repo_id, {})[old.sha] = old
             self.models = {**self.models, repo.repo_id: repo}
 
-    @property
-    def endpoint(self) -> str:
-        return f"http://{self.server_address[0]}:{self.server_address[1]}"
-
     def should_fail(self) -> str | None:
         with self._lock:
             if self.fail is None:
@@ -81,14 +97,6 @@ class HubServer(ThreadingHTTPServer):
                 self.fail_remaining -= 1
             return self.fail
 
-    def start(self) -> HubServer:
-        self._thread = threading.Thread(target=self.serve_forever, daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self.shutdown()
-        self.server_close()
 
 
 @contextmanager
