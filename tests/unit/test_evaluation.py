@@ -406,3 +406,35 @@ def test_gate_folds_evaluated_into_ready() -> None:
     assert gate(ready, passed, _llmd({"checks": checks, "gate": True})) == ready
     not_ready = Want("Ready", "False", Reason.NO_REPLICAS_READY, "0/1")
     assert gate(not_ready, below, _llmd({"checks": checks, "gate": True})) == not_ready
+
+
+@pytest.mark.parametrize(("key", "value", "passes"), [
+    ("LLMDeployment.spec.evaluation", {"checks": []}, True),
+    ("LLMDeployment.spec.evaluation", {"checksFrom": {"configMapRef": {"name": "e", "key": "k"}}},
+     True),
+    ("LLMDeployment.spec.evaluation", {}, False),
+    ("LLMDeployment.spec.evaluation",
+     {"checks": [], "checksFrom": {"configMapRef": {"name": "e", "key": "k"}}}, False),
+    ("LLMDeployment.spec.evaluation", {"checks": [], "tasks": [{}]}, False),
+    ("LLMDeployment.spec.evaluation.checks[*]", {"prompt": "p"}, True),
+    ("LLMDeployment.spec.evaluation.checks[*]", {"messages": [{"role": "user"}]}, True),
+    ("LLMDeployment.spec.evaluation.checks[*]", {"prompt": "p", "messages": []}, False),
+    ("LLMDeployment.spec.evaluation.checks[*]", {"name": "n"}, False),
+    ("LLMDeployment.spec.evaluation.checks[*].expect", {"regex": "a"}, True),
+    ("LLMDeployment.spec.evaluation.checks[*].expect", {"numeric": {"value": 1}}, True),
+    ("LLMDeployment.spec.evaluation.checks[*].expect", {}, False),
+    ("LLMDeployment.spec.evaluation.checks[*].expect", {"exact": "a", "contains": "a"}, False),
+])
+def test_cel_rules_agree_with_the_validators(key: str, value: dict[str, Any],
+                                             passes: bool) -> None:
+    """The CEL side, evaluated by cel-python as the apiserver would (the pydantic side is
+    tested above with the same shapes)."""
+    import celpy
+    from celpy.adapter import json_to_cel
+
+    from kubellm.api.v1alpha1 import CEL_RULES
+
+    env = celpy.Environment()
+    results = [bool(env.program(env.compile(r["rule"])).evaluate({"self": json_to_cel(value)}))
+               for r in CEL_RULES[key]]
+    assert all(results) is passes
