@@ -4,7 +4,8 @@ Facts are SGLang 0.5.23's, with their sources in ``data/runtimes.yaml``; every o
 parser is in ``data/sglang-server.yaml`` (tests/engines/sglang_flags.py writes it from
 ``ServerArgs.add_cli_args``), and tests/engines parses each rendering with that parser.
 
-- ``--model-path`` is the repo id at a pinned commit (``--revision``): SGLang resolves it through
+- ``--model-path`` is the repo id at a pinned commit (``--revision``, which the tokenizer loads at
+  too: managers/tokenizer_manager.py, so no ``--tokenizer-*`` flag): SGLang resolves it through
   huggingface_hub in ``HF_HUB_CACHE`` (the read-only cache mount, ``HF_HUB_OFFLINE=1``); for a
   source served by path (``CacheRef.served_model``) the snapshot directory.
 - ``--host 0.0.0.0`` (SGLang binds 127.0.0.1 by default, which the kubelet's probes and the
