@@ -175,8 +175,9 @@ def converge(observer: Observer, planned: list[Planned], t0: float, timeout: flo
     if missing:
         print(f"  {missing} expected children never seen")
     jobs = max(observer.job_complete.values(), default=float("nan"))
-    return Converged((last - t0) if last is not None else float("nan"), jobs - t0, done - t0,
-                     len(observer.unsettled()))
+    left = len(observer.unsettled())  # then "all settled" is unknown (nan), not the last seen
+    return Converged((last - t0) if last is not None else float("nan"), jobs - t0,
+                     float("nan") if left else done - t0, left)
 
 
 def main() -> int:
