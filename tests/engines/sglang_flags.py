@@ -8,8 +8,8 @@ Prints (or writes) the facts ``kubellm.runtimes.guard`` checks spec.args against
 option of ``ServerArgs.add_cli_args`` (the parser ``prepare_server_args`` builds), whether it
 takes a value, its other spellings (``--model`` for ``--model-path``) and negation.
 ``--parse`` reads a JSON list of argument lists and prints, per list, what SGLang's parser makes
-of it (the fields a bypass would change) or its error. ``tests/engines/test_sglang_accepts.py`` fails when
-the data file and the pinned SGLang disagree. Standard library and SGLang only.
+of it (the fields a bypass would change) or its error. ``tests/engines/test_sglang_accepts.py``
+fails when the data file and the pinned SGLang disagree. Standard library and SGLang only.
 """
 
 from __future__ import annotations
@@ -30,9 +30,9 @@ HEADER = """\
 # sglang.launch_server {version}: every option of SGLang's parser (sglang.srt.server_args
 # ServerArgs.add_cli_args, as prepare_server_args builds it), written by
 # tests/engines/sglang_flags.py --write and checked against the pinned SGLang by
-# tests/engines/test_sglang_accepts.py. Do not edit by hand: regenerate and review the diff; a new flag
-# that selects a model, weights, code or the listening address must be added to overrides.yaml
-# sglang.refused (or .owned) in the same change.
+# tests/engines/test_sglang_accepts.py. Do not edit by hand: regenerate and review the diff; a
+# new flag that selects a model, weights, code or the listening address must be added to
+# overrides.yaml sglang.refused (or .owned) in the same change.
 # value: switch (no value), value (one), list (one or more); aliases: the option's other
 # spellings (--model for --model-path: the guard treats them as the flag); negation: the --no-
 # form. Plain argparse: no '_' for '-'; allow_abbrev accepts unambiguous prefixes (--tp for
