@@ -40,6 +40,7 @@ import kopf
 
 from kubellm import naming
 from kubellm.api.v1alpha1 import GROUP, VERSION
+from kubellm.evaluation.job import COMPONENT_EVALUATION
 from kubellm.metrics import Metrics
 from kubellm.shell.config import OperatorConfig
 from kubellm.shell.operator import Key, Operator
@@ -194,13 +195,18 @@ async def serving_child_event(type: str, body: kopf.Body, namespace: str | None,
 @kopf.on.event("", "v1", "persistentvolumeclaims", labels=MANAGED)
 async def cache_child_event(type: str, body: kopf.Body, namespace: str | None,
                             event: kopf.RawEvent, resource: kopf.Resource, **_: Any) -> None:
-    """A shared cache Job/PVC changed: enqueue every deployment using that cache."""
+    """A shared cache Job/PVC changed: enqueue every deployment using that cache. An evaluation
+    Job (owned by its LLMDeployment) wakes its owner."""
     op = _operator
     if op is None:
         return
     _observe(op, event, resource)
     namespace = namespace or "default"
+    labels = body.get("metadata", {}).get("labels") or {}
+    if labels.get(naming.LABEL_COMPONENT) == COMPONENT_EVALUATION:
+        if type is not None:
+            op.owners_changed(_owner_keys(body, namespace))
+        return
     op.cache_namespaces.add(namespace)  # the initial listing too: caches to collect later
     if type is not None:
-        labels = body.get("metadata", {}).get("labels") or {}
         op.cache_changed(namespace, labels.get(naming.LABEL_CACHE_KEY))

@@ -17,13 +17,14 @@ A private ``CollectorRegistry`` (not the process-global one), so tests can build
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections import Counter as _Counter
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
-CONDITION_TYPES = ("LicenseApproved", "Sized", "CacheReady", "Available", "Ready")
+CONDITION_TYPES = ("LicenseApproved", "Sized", "CacheReady", "Available", "Evaluated", "Ready")
 
 
 class Metrics:
@@ -48,6 +49,13 @@ class Metrics:
         self.leader = Gauge("kubellm_leader", "1 while this instance is the one reconciling "
                             "(leader Lease held, or no leader election), 0 in standby.",
                             registry=self.registry)
+        self.evaluation_pass_rate = Gauge(
+            "kubellm_evaluation_pass_rate", "Weighted pass rate of the last evaluation of a "
+            "deployment (spec.evaluation; status.evaluation.passRate).",
+            ["namespace", "name"], registry=self.registry)
+        self.evaluation_passed = Gauge(
+            "kubellm_evaluation_passed", "1 when the last evaluation reached minPassRate, 0 when "
+            "it did not or could not run.", ["namespace", "name"], registry=self.registry)
         self._lock = threading.Lock()
         self._last: dict[tuple[str, str], dict[str, str]] = {}
 
@@ -57,6 +65,15 @@ class Metrics:
     def observe_status(self, key: tuple[str, str], status: dict[str, Any] | None) -> None:
         """Record the conditions of one deployment (None: it was deleted) and refresh the gauge."""
         with self._lock:
+            evaluation = (status or {}).get("evaluation")
+            if evaluation and (evaluation.get("passed") is not None or evaluation.get("error")):
+                labels = {"namespace": key[0], "name": key[1]}
+                self.evaluation_pass_rate.labels(**labels).set(evaluation.get("passRate") or 0)
+                self.evaluation_passed.labels(**labels).set(1 if evaluation.get("passed") else 0)
+            else:
+                for gauge in (self.evaluation_pass_rate, self.evaluation_passed):
+                    with contextlib.suppress(KeyError):
+                        gauge.remove(*key)
             if status is None:
                 self._last.pop(key, None)
             else:

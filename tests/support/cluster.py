@@ -111,7 +111,11 @@ def complete_job(cluster: FakeCluster, job: str, namespace: str = "team") -> Non
 
 
 def ready(cluster: FakeCluster, name: str, n: int = 1, namespace: str = "team") -> None:
-    cluster.set_status("Deployment", name, {"replicas": n, "readyReplicas": n}, namespace)
+    """The Deployment's controller rolled ``n`` replicas of its current spec out, all ready."""
+    generation = cluster.objects[("Deployment", namespace, name)]["metadata"].get("generation")
+    cluster.set_status("Deployment", name, {
+        "replicas": n, "readyReplicas": n, "updatedReplicas": n,
+        "observedGeneration": generation or 1}, namespace)
 
 
 def condition(cluster: FakeCluster, name: str, type_: str,

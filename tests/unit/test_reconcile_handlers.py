@@ -64,6 +64,21 @@ def test_deployments_gauge_counts_last_conditions() -> None:
     assert value("kubellm_deployments", {"condition": "Ready", "status": "True"}) == 0
 
 
+def test_evaluation_gauges_follow_status_evaluation() -> None:
+    metrics = Metrics()
+    value = metrics.registry.get_sample_value
+    key = {"namespace": "n", "name": "a"}
+    metrics.observe_status(("n", "a"), {"conditions": [{"type": "Evaluated", "status": "False"}],
+                                        "evaluation": {"passRate": 0.5, "passed": False}})
+    assert value("kubellm_evaluation_pass_rate", key) == 0.5
+    assert value("kubellm_evaluation_passed", key) == 0
+    assert value("kubellm_deployments", {"condition": "Evaluated", "status": "False"}) == 1
+    metrics.observe_status(("n", "a"), {"evaluation": {"passRate": 1.0, "passed": True}})
+    assert value("kubellm_evaluation_passed", key) == 1
+    metrics.observe_status(("n", "a"), None)  # deleted: its series go
+    assert value("kubellm_evaluation_pass_rate", key) is None
+
+
 def test_kopf_handlers_only_enqueue(monkeypatch: pytest.MonkeyPatch) -> None:
     """create/update/resume, a policy change and a child event reach the work queue; nothing
     reconciles inside a handler (the cluster sees no write, the queue has not run)."""

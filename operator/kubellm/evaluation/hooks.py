@@ -60,7 +60,7 @@ def desired(llmd: LLMDeployment, *, revision: str, endpoint: str, image: str) ->
     return Desired(job)
 
 
-def _finished(job: dict[str, Any]) -> tuple[str, str] | None:
+def finished(job: dict[str, Any]) -> tuple[str, str] | None:
     """(Complete|Failed, reason: message) of a finished Job, else None."""
     for cond in (job.get("status") or {}).get("conditions") or []:
         if cond.get("type") in ("Complete", "Failed") and cond.get("status") == "True":
@@ -80,8 +80,8 @@ def _message(pod: dict[str, Any]) -> str | None:
 
 def observe(job: dict[str, Any], pods: list[dict[str, Any]]) -> EvaluationStatus | None:
     """``status.evaluation`` of the finished ``job`` from its ``pods`` (None while running)."""
-    finished = _finished(job)
-    if finished is None:
+    done = finished(job)
+    if done is None:
         return None
     meta = job.get("metadata") or {}
     notes = meta.get("annotations") or {}
@@ -99,7 +99,7 @@ def observe(job: dict[str, Any], pods: list[dict[str, Any]]) -> EvaluationStatus
             return to_status(decode(message), **keys)
         except ValueError as exc:
             return to_status(failed_report(f"Job {meta.get('name')}: {exc}", 1.0), **keys)
-    kind, text = finished
+    kind, text = done
     why = f"Job {meta.get('name')} {kind.lower()} without a report" + (f" ({text})" if text else "")
     return to_status(failed_report(why + "; see kubectl logs job/" + str(meta.get("name")), 1.0),
                      **keys)

@@ -51,13 +51,17 @@ from kubellm.api.v1alpha1 import (
     LLMDeployment,
     LLMDeploymentStatus,
 )
+from kubellm.cache import default_image
 from kubellm.errors import KubellmError, PermanentError, SpecError, TemporaryError
+from kubellm.evaluation.hooks import gate as gated
+from kubellm.evaluation.report import EVALUATED
 from kubellm.facts import ModelFacts
 from kubellm.planner import Plan, plan_deployment
 from kubellm.reasons import Reason
-from kubellm.reconcile import status
+from kubellm.reconcile import evaluate, status
 from kubellm.reconcile.ledger import WORKLOAD_KINDS, GpuLedger, Observed
 from kubellm.reconcile.ports import ClusterPort, FactsPort
+from kubellm.reconcile.ttl import TtlCache
 from kubellm.runtimes import lws
 from kubellm.sizing.catalog import GpuCatalog
 
@@ -102,23 +106,6 @@ class Outcome:
         return now
 
 
-class _TtlCache:
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._data: dict[Any, tuple[float, Any]] = {}
-
-    def get(self, key: Any, ttl: float, now: float) -> tuple[bool, Any]:
-        with self._lock:
-            hit = self._data.get(key)
-        if hit is None:
-            return False, None
-        return (now - hit[0] < ttl), hit[1]
-
-    def put(self, key: Any, value: Any, now: float) -> None:
-        with self._lock:
-            self._data[key] = (now, value)
-
-
 def _owner_reference(body: dict[str, Any]) -> dict[str, Any]:
     meta = body["metadata"]
     return naming.owner_reference(API_VERSION, KIND, meta["name"], meta["uid"])
@@ -144,8 +131,8 @@ class Reconciler:
         self.settings = settings or Settings()
         self.clock = clock
         self.now = now
-        self._facts = _TtlCache()
-        self._snapshots = _TtlCache()
+        self._facts = TtlCache()
+        self._snapshots = TtlCache()
         # told (namespace, name, cache key) right after planning and before the cache's Job is
         # read, so a cache that completes while this reconcile runs still wakes it (see
         # shell.operator.Operator.users_of_cache): level-triggered however far status got
@@ -370,8 +357,15 @@ class Reconciler:
         mark = out.mark("serving", mark)
         wants = status.wants(plan, cache_state)
         extra = status.status_fields(plan, facts, pvc, job_manifest, deployment, service)
+        evaluation = evaluate.step(
+            self.cluster, llmd, revision=facts.sha, endpoint=extra.get("endpoint"),
+            image=self.settings.image or default_image(), workload=deployment,
+            old=old_status.get("evaluation"))
+        out.applied.extend(evaluation.applied)
+        extra["evaluation"] = evaluation.status
+        mark = out.mark("evaluation", mark)
         self._finish(body, out, old_status, old_conditions, generation, wants, extra, None,
-                     deployment)
+                     deployment, evaluation=(evaluation, llmd))
         out.mark("status", mark)
 
     def _delete_replaced_workload(self, plan: Plan, old_status: dict[str, Any], out: Outcome,
@@ -430,10 +424,14 @@ class Reconciler:
                 old_conditions: list[Condition], generation: int | None,
                 wants: list[cond.Want], extra: dict[str, Any] | None,
                 error: KubellmError | None, deployment: dict[str, Any] | None = None,
-                *, include_available: bool = True) -> None:
+                *, include_available: bool = True,
+                evaluation: tuple[evaluate.Step, LLMDeployment] | None = None) -> None:
         """Write the status (only if it changed) and one event if conditions moved.
 
         ``extra`` None keeps the other status fields as they were (error after a partial run).
+        ``evaluation`` (a full reconcile only: the step and the deployment) sets or drops the
+        ``Evaluated`` condition, and with ``spec.evaluation.gate`` a True ``Ready`` also needs
+        ``Evaluated=True``. Without it (an error path) the last ``Evaluated`` stays as it was.
         """
         stages = [*wants, status.available(deployment, wants)] if include_available else wants
         managed = set(LLMDeploymentStatus.model_fields) | {
@@ -446,8 +444,17 @@ class Reconciler:
             summary = cond.Want(cond.READY, "False", error.reason, error.message)
         elif isinstance(error, TemporaryError):
             summary = cond.Want(cond.READY, "Unknown", error.reason, error.message)
-        new_conditions = cond.merge(old_conditions, [*stages, summary], generation=generation,
-                                    now=self.now())
+        extras: list[cond.Want] = []
+        if evaluation is not None:
+            step, llmd = evaluation
+            if step.want is None:
+                old_conditions = [c for c in old_conditions if c.type != EVALUATED]
+            else:
+                extras.append(step.want)
+                if error is None:
+                    summary = gated(summary, step.want, llmd)
+        new_conditions = cond.merge(old_conditions, [*stages, *extras, summary],
+                                    generation=generation, now=self.now())
         status_model = LLMDeploymentStatus.model_validate({
             "observedGeneration": generation,
             "conditions": [c.model_dump(by_alias=True, mode="json") for c in new_conditions],
