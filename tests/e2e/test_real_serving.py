@@ -21,6 +21,8 @@ Timings (apply -> first token) are printed (``-s`` or the report's captured outp
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -276,12 +278,92 @@ def _server_pods(cluster: Cluster, ns: str) -> list[dict[str, Any]]:
     return items(cluster, "pods", ns, "-l", "app.kubernetes.io/component=server")
 
 
+# Checks for the tiny random-weight model: it cannot produce this sentence (a chat check) but any
+# answer matches the second (a plain completion), so one run proves both branches for real.
+EVAL_CHECKS = [
+    {"name": "knows-paris", "messages": [{"role": "user", "content": "Capital of France?"}],
+     "expect": {"exact": "The capital of France is Paris."}, "maxTokens": 8},
+    {"name": "answers", "prompt": "Once upon a time", "expect": {"regex": "[\\s\\S]*"},
+     "maxTokens": 4},
+]
+
+
+def _evaluated(cluster: Cluster, ns: str, name: str, generation: int) -> dict[str, Any]:
+    """status once Evaluated is known for ``generation`` (the Job ran and was read)."""
+    def done() -> dict[str, Any] | None:
+        status = (get_json(cluster, "llmd", name, "-n", ns) or {}).get("status") or {}
+        evaluated = condition({"status": status}, "Evaluated")
+        evaluation = status.get("evaluation") or {}
+        if evaluated and evaluated[0] != "Unknown" and evaluation.get("generation") == generation:
+            return status
+        return None
+
+    try:
+        return wait_until(done, READY_TIMEOUT, interval=2, what=f"{name} evaluated")
+    except AssertionError:
+        jobs = cluster.kubectl("get", "jobs,pods", "-n", ns, "-o", "wide", check=False).stdout
+        logs = cluster.kubectl("logs", "-n", ns, "-l", "app.kubernetes.io/component=evaluation",
+                               "--tail=30", check=False).stdout
+        raise AssertionError(f"{name} not evaluated:\n{jobs}\n{logs}") from None
+
+
+def test_the_served_model_is_evaluated_for_real_and_gates_ready(
+    cluster: Cluster, ns: str, tmp_path: Path
+) -> None:
+    manifest = tiny("judge", ns, realmodels.LLAMA,
+                    evaluation={"checks": EVAL_CHECKS, "gate": True, "minPassRate": 1.0})
+    started = time.monotonic()
+    apply_manifest(cluster, manifest)
+    status = _evaluated(cluster, ns, "judge", 1)
+    TIMINGS["judge: apply -> evaluated"] = round(time.monotonic() - started, 1)
+    evaluation = status["evaluation"]
+    assert condition({"status": status}, "Evaluated")[:2] == ("False", "BelowThreshold"), status
+    # gate: true: serving (Available) but not Ready while below the threshold
+    assert condition({"status": status}, "Available")[0] == "True"
+    assert condition({"status": status}, "Ready")[:2] == ("False", "BelowThreshold")
+    by_name = {c["name"]: c for c in evaluation["checks"]}
+    assert by_name["knows-paris"]["passed"] is False and by_name["answers"]["passed"] is True
+    assert by_name["knows-paris"].get("failure"), evaluation  # what the model answered
+    assert evaluation["passRate"] == 0.5 and evaluation["revision"] == status["resolvedRevision"]
+    (job,) = items(cluster, "jobs", ns, "-l", "app.kubernetes.io/component=evaluation")
+    assert job["metadata"]["name"] == evaluation["jobName"]
+    assert job["status"].get("failed") == 1  # exit 1 below the threshold: FailJob, no retry
+    TIMINGS["judge: evaluation run (2 checks)"] = evaluation["durationSeconds"]
+
+    # the same evaluation from a laptop: kubellm eval against the same Service
+    svc = get_json(cluster, "service", "judge", "-n", ns)
+    endpoint = f"http://{svc['spec']['clusterIP']}:{svc['spec']['ports'][0]['port']}/v1"
+    path = tmp_path / "judge.yaml"
+    path.write_text(json.dumps(manifest))
+    cli = subprocess.run([sys.executable, "-m", "kubellm", "eval", "-f", str(path),
+                          "--endpoint", endpoint, "-o", "json"],
+                         capture_output=True, text=True, timeout=300, check=False)
+    assert cli.returncode == 1, cli.stderr
+    report = json.loads(cli.stdout)
+    assert {c["name"]: c["passed"] for c in report["checks"]} == {
+        "knows-paris": False, "answers": True}
+
+    # a lower threshold is a new evaluation spec: a new Job, the old one deleted, Ready True
+    cluster.kubectl("patch", "llmd", "judge", "-n", ns, "--type", "merge", "-p",
+                    json.dumps({"spec": {"evaluation": {"minPassRate": 0.5}}}))
+    status = _evaluated(cluster, ns, "judge", 2)
+    assert condition({"status": status}, "Evaluated")[:2] == ("True", "Passed"), status
+    wait_ready(cluster, ns, "judge", timeout=120)
+    (second,) = items(cluster, "jobs", ns, "-l", "app.kubernetes.io/component=evaluation")
+    assert second["metadata"]["name"] != job["metadata"]["name"]
+    events = cluster.kubectl("get", "events", "-n", ns, "--field-selector",
+                             "involvedObject.name=judge", "-o", "json").stdout
+    assert "BelowThreshold" in events
+
+
 def test_a_revision_bump_downloads_once_and_rolls_over_without_a_failed_request(
     cluster: Cluster, ns: str, hub: HubServer
 ) -> None:
     first = hub.models[realmodels.LLAMA]
-    apply_manifest(cluster, tiny("roll", ns, realmodels.LLAMA, model={"revision": first.sha}))
+    apply_manifest(cluster, tiny("roll", ns, realmodels.LLAMA, model={"revision": first.sha},
+                                 evaluation={"checks": EVAL_CHECKS[1:]}))
     wait_ready(cluster, ns, "roll")
+    assert _evaluated(cluster, ns, "roll", 1)["evaluation"]["revision"] == first.sha
     wait_until(lambda: chat(cluster, ns, "roll", realmodels.LLAMA), 120, interval=2,
                what="a chat completion before the bump")
     (old_pod,) = _server_pods(cluster, ns)
@@ -320,6 +402,9 @@ def test_a_revision_bump_downloads_once_and_rolls_over_without_a_failed_request(
                for j in jobs), [j["metadata"]["name"] for j in jobs]
     status = get_json(cluster, "llmd", "roll", "-n", ns)["status"]
     assert status["resolvedRevision"] == second.sha, status
+    # the bump re-evaluates, once the new revision serves alone
+    evaluation = _evaluated(cluster, ns, "roll", 2)["evaluation"]
+    assert evaluation["revision"] == second.sha and evaluation["passed"] is True, evaluation
     TIMINGS["rollover (bump -> new pod serving)"] = round(switched - bumped, 1)
     print(f"rollover: {len(load.ok)} requests, {sum(bumped < t < switched for t in load.ok)} "
           f"during the rollover, {len(load.failed)} failed")
