@@ -67,8 +67,8 @@ def rolled_out(workload: dict[str, Any] | None) -> bool:
 
 
 def _selector(name: str) -> str:
-    return (f"{naming.LABEL_INSTANCE}={naming.label_value(name)},"
-            f"{naming.LABEL_COMPONENT}={COMPONENT_EVALUATION}")
+    """The labels ``evaluation.job.render_job`` puts on every evaluation Job of ``name``."""
+    return ",".join(f"{k}={v}" for k, v in naming.labels(name, COMPONENT_EVALUATION).items())
 
 
 def step(cluster: ClusterPort, llmd: LLMDeployment, *, revision: str | None,
