@@ -191,7 +191,10 @@ def test_two_deployments_of_one_model_share_one_download(cluster: Cluster, ns: s
     assert claims == {pvc["metadata"]["name"]}
     assert _resolve_gets(hub, realmodels.LLAMA)["model.safetensors"] == before + 1
     for name in ("one", "two"):
-        assert chat(cluster, ns, name, realmodels.LLAMA)["usage"]["completion_tokens"] > 0
+        # Ready follows the Deployment; kube-proxy programs the ClusterIP a moment later.
+        answer = wait_until(lambda n=name: chat(cluster, ns, n, realmodels.LLAMA), 120,
+                            interval=2, what=f"a chat completion through {name}'s Service")
+        assert answer["usage"]["completion_tokens"] > 0, answer
 
 
 def _volume_dir(cluster: Cluster, ns: str) -> Path | None:
