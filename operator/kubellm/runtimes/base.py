@@ -3,7 +3,8 @@
 A runtime turns a ``RenderContext`` (spec, model facts, sizing, cache) into a Deployment and a
 Service. ``vllm.py`` / ``tgi.py`` only say what differs: the server's arguments and environment.
 Everything else (GPU placement, probes sized for the model, the cache mount, /dev/shm, the
-rollout strategy, the spec hash) is decided here, once.
+rollout strategy, the spec hash) is decided here, once; the context is ``context.py``, the
+checks before rendering (quantization, GPU, layout) are ``support.py``.
 
 Choices, with reasons:
 
@@ -41,10 +42,9 @@ import hashlib
 import json
 import math
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from kubellm.errors import DoesNotFitError, SpecError, UnsupportedError
+from kubellm.errors import DoesNotFitError, SpecError
 from kubellm.modelsource import layout
 from kubellm.naming import (
     ANNOTATION_CACHE_KEY,
@@ -57,25 +57,16 @@ from kubellm.naming import (
     selector_labels,
     serving_name,
 )
-from kubellm.runtimes.catalog import (
-    QuantSupport,
-    RuntimeInfo,
-    as_cc,
-    capability_row,
-    cc_text,
-    endpoint_drain_seconds,
-    runtime_info,
-    runtime_infos,
-    runtimes_that,
-    serves_on,
-)
+from kubellm.runtimes.catalog import RuntimeInfo, endpoint_drain_seconds, runtime_info
 from kubellm.runtimes.catalog import startup_budget as _budget
 
+# re-exported: kubellm.runtimes.base stays the import path of the runtime interface
+from kubellm.runtimes.context import RenderContext as RenderContext
+from kubellm.runtimes.context import endpoint_url as endpoint_url
+from kubellm.runtimes.support import check_layout, check_support, supported_text
+
 if TYPE_CHECKING:
-    from kubellm.api.v1alpha1 import LLMDeploymentSpec
-    from kubellm.cache import CacheRef
-    from kubellm.facts import ModelFacts
-    from kubellm.sizing.types import GpuType, Quant, SizingResult
+    from kubellm.sizing.types import GpuType, Quant
 
 GPU_RESOURCE = "nvidia.com/gpu"
 GPU_PRODUCT_LABEL = "nvidia.com/gpu.product"
@@ -84,72 +75,6 @@ MODEL_MOUNT = "/models"
 CONTAINER_NAME = "server"
 PROGRESS_MARGIN_SECONDS = 600
 GIB = 1024**3
-
-
-@dataclass(frozen=True)
-class RenderContext:
-    """Everything a runtime needs to render one LLMDeployment.
-
-    ``replicas`` None means ``spec.replicas``; the operator passes 0 to scale a denied model
-    down. ``gpu`` is the catalogue entry of ``sizing.gpu_type`` (for compute-capability checks
-    and alternative product labels); ``image`` overrides ``spec.image`` and the catalogue.
-    """
-
-    name: str
-    namespace: str
-    spec: LLMDeploymentSpec
-    facts: ModelFacts
-    sizing: SizingResult
-    cache: CacheRef | None
-    image: str | None = None
-    replicas: int | None = None
-    gpu: GpuType | None = None
-
-    @property
-    def quant(self) -> Quant:
-        return self.sizing.quant
-
-    @property
-    def tp(self) -> int:
-        return self.sizing.tensor_parallel_size or 1
-
-    @property
-    def pp(self) -> int:
-        return self.sizing.pipeline_parallel_size or 1
-
-    @property
-    def gpus(self) -> int:
-        """GPUs of one replica (all its pods together)."""
-        return self.sizing.gpus_per_replica or self.tp * self.pp
-
-    @property
-    def nodes(self) -> int:
-        """Nodes (pods) one replica spans: > 1 means multi-node serving (a LeaderWorkerSet)."""
-        return self.sizing.nodes_per_replica or 1
-
-    @property
-    def gpus_per_pod(self) -> int:
-        """GPUs each serving pod requests: one replica's GPUs spread evenly over its nodes."""
-        return self.gpus // self.nodes if self.nodes > 1 else self.gpus
-
-    @property
-    def revision(self) -> str:
-        return self.facts.sha or self.facts.revision
-
-    @property
-    def served_model_name(self) -> str:
-        return self.spec.served_model_name or self.facts.repo
-
-    @property
-    def weight_bytes(self) -> int:
-        if self.cache is not None and self.cache.weight_bytes:
-            return self.cache.weight_bytes
-        return self.sizing.total_weight_bytes or self.facts.weight_bytes or 0
-
-
-def endpoint_url(llmd_name: str, namespace: str) -> str:
-    """The in-cluster OpenAI-compatible base URL of a deployment."""
-    return f"http://{serving_name(llmd_name)}.{namespace}.svc/v1"
 
 
 def spec_hash(template: dict[str, Any]) -> str:
@@ -191,87 +116,23 @@ class Runtime(ABC):
         """Can one replica span several nodes (a LeaderWorkerSet; runtimes.yaml multi_node)."""
         return self.info.multi_node is not None
 
-    # --- support -----------------------------------------------------------------------------
+    # --- support (kubellm.runtimes.support) ---------------------------------------------------
 
     def supported_text(self) -> str:
         """``none (compute capability 7.0+), fp8 (8.0+), ...`` for error messages."""
-        parts = []
-        for method, qs in self.info.quantizations.items():
-            extra = ", pre-quantized checkpoint" if qs.needs_checkpoint else ""
-            parts.append(f"{method} (compute capability {cc_text(qs.min_cc)}+{extra})")
-        return ", ".join(parts)
-
-    def _others_serving(self, method: str) -> list[str]:
-        infos = runtime_infos()
-        return [n for n, i in infos.items() if n != self.name and method in i.quantizations]
+        return supported_text(self.info)
 
     def supports(self, quant: Quant, gpu: GpuType | None) -> None:
         """Raise UnsupportedError (listing what is supported) unless this runtime can serve
         ``quant`` on ``gpu`` (``gpu`` None: the quantization alone is checked)."""
-        method = quant.method
-        qs: QuantSupport | None = self.info.quantizations.get(method)
-        if qs is None:
-            reason = self.info.unsupported.get(method, f"{method} is not in its catalogue")
-            others = self._others_serving(method)
-            fix = (
-                f"set spec.runtime to {' or '.join([*others, 'auto'])}"
-                if others
-                else "choose another spec.quantization"
-            )
-            raise UnsupportedError(
-                f"spec.runtime: runtime {self.name} cannot serve quantization {method} "
-                f"({reason}). {self.name} serves: {self.supported_text()}. Fix: {fix}."
-            )
-        if qs.needs_checkpoint and not quant.from_checkpoint:
-            on_the_fly = sorted(
-                m for m, q in self.info.quantizations.items() if not q.needs_checkpoint
-            )
-            raise UnsupportedError(
-                f"spec.quantization: {method} needs a checkpoint that is already quantized with "
-                f"{method} (its config.json quantization_config); {self.name} cannot quantize to "
-                f"{method} on the fly. Fix: pick a {method.upper()} repo in spec.model.repo, or "
-                f"set spec.quantization to "
-                f"{' or '.join(on_the_fly)}."
-            )
-        if gpu is None:
-            return
-        cc = as_cc(gpu.compute_capability)
-        ok, why = serves_on(self.info, method, quant.bits_per_weight, cc, gpu.product)
-        if not ok:
-            fitting = [
-                m for m in self.info.quantizations
-                if serves_on(self.info, m, quant.bits_per_weight, cc, gpu.product)[0]
-            ]  # fmt: skip
-            row = self.info.quantizations[capability_row(self.info, method, quant.bits_per_weight)]
-            note = f" ({row.note})" if row.note and row.native_cc is None else ""
-            raise UnsupportedError(
-                f"spec.gpu.type: {why}{note}. Fix: choose a newer GPU in spec.gpu.type, or a "
-                f"spec.quantization this GPU supports with {self.name}: "
-                f"{', '.join(fitting) or 'none'}."
-            )
+        check_support(self.name, quant, gpu)
 
     def check(self, ctx: RenderContext) -> None:
         """Everything that must hold before rendering (support, fit, cache, parallelism)."""
         if not ctx.sizing.fits:
             raise DoesNotFitError(ctx.sizing.message or "the sizing found no GPU configuration")
         self.supports(ctx.quant, ctx.gpu)
-        if ctx.nodes > 1 and not self.multi_node:
-            can = runtimes_that(lambda i: i.multi_node is not None, but=self.name)
-            how = "; ".join(f"{runtime_info(n).display_name} can ({runtime_info(n).multi_node})"
-                            for n in can)
-            raise UnsupportedError(
-                f"spec.runtime: runtime {self.name} cannot run one replica across several nodes, "
-                f"and the sizing needs {ctx.nodes} nodes x {ctx.gpus_per_pod} GPUs (tp {ctx.tp} "
-                f"x pp {ctx.pp}). {how}. Fix: set spec.runtime to {' or '.join([*can, 'auto'])}, "
-                f"or a GPU type with more memory in spec.gpu.type."
-            )
-        if self.info.no_pipeline_parallel and ctx.pp > 1:
-            can = runtimes_that(lambda i: not i.no_pipeline_parallel, but=self.name)
-            raise UnsupportedError(
-                f"spec.runtime: runtime {self.name} has no pipeline parallelism but the sizing "
-                f"chose {ctx.pp} stages x {ctx.tp} GPUs. Fix: set spec.runtime to "
-                f"{' or '.join([*can, 'auto'])}, or a GPU type with more memory in spec.gpu.type."
-            )
+        check_layout(self.name, ctx, multi_node=self.multi_node)
 
     # --- what differs per runtime ------------------------------------------------------------
 
