@@ -71,3 +71,37 @@ def test_users_of_cache_from_status_and_from_plans() -> None:
     assert rt.users_of_cache("a", None) == []
     rt.note_planned_cache("a", "z", None)  # deleted
     assert ("a", "z") not in rt.users_of_cache("a", "k1")
+
+
+def test_a_gpu_pod_ending_wakes_the_deployments_waiting_for_gpus() -> None:
+    """The Pod informer's change (on its own thread) reaches the loop; a change that frees no
+    GPU (a pod scheduled) wakes nobody."""
+    import asyncio
+    import threading
+
+    from kubellm.sizing.inventory import pod_view
+
+    op = operator(FakeCluster())
+    bound = pod_view({"metadata": {"name": "train", "namespace": "ml"},
+                      "spec": {"nodeName": "l4-0", "containers": [
+                          {"resources": {"limits": {"nvidia.com/gpu": 8}}}]},
+                      "status": {"phase": "Running"}})
+    pending = {**(bound or {}), "spec": {"containers": [
+        {"resources": {"requests": {"nvidia.com/gpu": 8}}}]}}
+
+    async def main() -> tuple[int, int]:
+        op.loop = asyncio.get_running_loop()
+        op.gpu_waiting.add(("team", "big"))
+        scheduled = threading.Thread(target=op.gpus_changed, args=("Pod", pending, bound))
+        scheduled.start()
+        scheduled.join()
+        await asyncio.sleep(0)
+        after_scheduled = op.queue.waiting()
+        ended = threading.Thread(target=op.gpus_changed, args=("Pod", bound, None))
+        ended.start()
+        ended.join()
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
+        return after_scheduled, op.queue.waiting()
+
+    assert asyncio.run(main()) == (0, 1)

@@ -9,6 +9,10 @@ next reconcile sees what was just written and makes no second write.
 
 Eventual consistency is fine for a level-triggered reconciler: a stale hit can at worst cause one
 redundant (idempotent) server-side apply, and the watch event that follows requeues the object.
+Nodes and Pods (the GPU inventory, read cluster-wide) come from ``informers`` instead
+(``kubellm.k8s.informer``: list once, then watch, trimmed views): ``list`` of such a kind, for all
+namespaces and without a selector, answers from its informer once it has synced.
+
 Hand-written because the kubernetes client has no informer for Python; ~80 lines.
 """
 
@@ -18,6 +22,7 @@ import threading
 from typing import Any
 
 from kubellm.k8s.cluster import KubeCluster
+from kubellm.k8s.informer import Informer
 
 Key = tuple[str, str | None, str]
 
@@ -33,9 +38,11 @@ def _rv(obj: dict[str, Any]) -> int | None:
 class CachingCluster:
     """A ``ClusterPort``: ``KubeCluster`` plus a store for ``kinds``."""
 
-    def __init__(self, cluster: KubeCluster, kinds: set[str]) -> None:
+    def __init__(self, cluster: KubeCluster, kinds: set[str],
+                 informers: dict[str, Informer] | None = None) -> None:
         self.cluster = cluster
         self.kinds = set(kinds)
+        self.informers = dict(informers or {})
         self._store: dict[Key, dict[str, Any]] = {}
         self._lock = threading.Lock()
         self.hits = 0
@@ -81,6 +88,10 @@ class CachingCluster:
 
     def list(self, api_version: str, kind: str, namespace: str | None = None,
              label_selector: str | None = None) -> list[dict[str, Any]]:
+        informer = self.informers.get(kind)
+        if (informer is not None and namespace is None and label_selector is None
+                and informer.synced.is_set()):
+            return informer.items()
         return self.cluster.list(api_version, kind, namespace, label_selector)
 
     def secret_value(self, namespace: str, name: str, key: str) -> str | None:

@@ -10,8 +10,8 @@ when it is retried, and ``reconcile_key`` is the only place a reconcile starts:
   change or resync runs it again); a crash (a bug) is retried after ``CRASH_DELAY``;
 - GPUs freed: a deployment refused with ``Sized=False/GpusBusy`` waits in ``gpu_waiting``; it is
   re-added when an LLMDeployment is deleted (its ledger entry released), when a kubellm serving
-  workload is deleted or scaled down, and every ``gpu_wait_seconds`` (pods of other workloads
-  finishing are not watched);
+  workload is deleted or scaled down, when any GPU pod ends or a node offers more GPUs (the
+  Node/Pod informers, ``gpus_changed``), and every ``gpu_wait_seconds`` as a safety net;
 - a cache Job/PVC changing wakes every deployment of that cache (``users_of_cache``: by status,
   and by the plan of a reconcile in flight, so no wake-up is lost);
 - the periodic resync re-adds every known deployment and collects unused caches.
@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import functools
 import logging
 import threading
 import time
@@ -40,6 +41,8 @@ log = logging.getLogger("kubellm.operator")
 KIND = "LLMDeployment"
 Key = tuple[str, str]
 OTHER_ERROR_DELAY = 30.0  # retry hint of an error that is neither temporary nor permanent
+# Terminated pods hold no GPUs: the Pod informer does not even receive them.
+LIVE_PODS = "status.phase!=Succeeded,status.phase!=Failed"
 
 
 class Operator:
@@ -73,14 +76,24 @@ class Operator:
     @classmethod
     def connect(cls, config: OperatorConfig, metrics: Metrics,
                 watched_kinds: set[str]) -> Operator:
-        """The real adapters: the kubernetes client behind a watch-fed store, the Hub."""
+        """The real adapters: the kubernetes client behind a watch-fed store, Node and Pod
+        informers for the GPU inventory, the Hub."""
         from kubellm.k8s import KubeCluster, load_api_client
+        from kubellm.k8s.informer import client_informer
         from kubellm.k8s.store import CachingCluster
         from kubellm.modelinfo import FactsResolver
+        from kubellm.sizing.inventory import node_view, pod_view
 
         api = KubeCluster(load_api_client(config.kubeconfig), on_write=metrics.write)
-        operator = cls(config, metrics, CachingCluster(api, watched_kinds),
+        informers = {
+            "Node": client_informer(api.core.list_node, "Node", node_view),
+            "Pod": client_informer(api.core.list_pod_for_all_namespaces, "Pod", pod_view,
+                                   field_selector=LIVE_PODS),
+        }
+        operator = cls(config, metrics, CachingCluster(api, watched_kinds, informers),
                        FactsResolver().resolve)
+        for kind, informer in informers.items():
+            informer.on_change = functools.partial(operator.gpus_changed, kind)
         operator.seed()
         return operator
 
@@ -199,6 +212,14 @@ class Operator:
     def requeue_gpu_waiting(self, trigger: str) -> None:
         self.requeue_many(list(self.gpu_waiting), trigger)
 
+    def gpus_changed(self, kind: str, old: dict[str, Any] | None,
+                     new: dict[str, Any] | None) -> None:
+        """A Node/Pod informer's change (its thread): wake the waiters if GPUs may be free."""
+        from kubellm.sizing.inventory import gpus_freed
+
+        if self.gpu_waiting and gpus_freed(kind, old, new):
+            self.threadsafe(self.requeue_gpu_waiting, "gpus-freed")
+
     # ---- shared caches -----------------------------------------------------------------
     def note_planned_cache(self, namespace: str, name: str, cache_key: str | None) -> None:
         """Called by a reconcile right after planning, before it reads the cache Job."""
@@ -243,6 +264,8 @@ class Operator:
     # ---- lifecycle ---------------------------------------------------------------------
     def start(self) -> None:
         self.loop = asyncio.get_running_loop()
+        for informer in getattr(self.cluster, "informers", {}).values():
+            informer.start()
         self.queue.start(self.config.workers)
         self._resync = asyncio.create_task(self.resync_loop())
 
@@ -250,6 +273,8 @@ class Operator:
         if self._resync is not None:
             self._resync.cancel()
             await asyncio.gather(self._resync, return_exceptions=True)
+        for informer in getattr(self.cluster, "informers", {}).values():
+            informer.stop()
         await self.queue.stop()
         # Queued reconciles are dropped; running ones finish (bounded by the API request
         # timeouts) before kopf returns, so `kubellm run --leader-elect` releases the Lease

@@ -110,6 +110,40 @@ def _owner(meta: Mapping[str, Any]) -> str:
     return str(labels.get(LABEL_INSTANCE) or meta.get("name") or "?")
 
 
+def _template_view(template: Mapping[str, Any]) -> dict[str, Any]:
+    """A pod template's labels, placement and effective GPU request (what ``_commitment``
+    reads)."""
+    spec: Mapping[str, Any] = template.get("spec") or {}
+    view_spec: dict[str, Any] = {"containers": [{"resources": {"requests": {
+        GPU_RESOURCE: pod_gpu_request(template)}}}]}
+    if spec.get("nodeSelector"):
+        view_spec["nodeSelector"] = dict(spec["nodeSelector"])
+    if _get(spec, "affinity", "nodeAffinity"):
+        view_spec["affinity"] = {"nodeAffinity": spec["affinity"]["nodeAffinity"]}
+    return {"metadata": {"labels": dict(_get(template, "metadata", "labels") or {})},
+            "spec": view_spec}
+
+
+def workload_view(workload: Mapping[str, Any]) -> dict[str, Any]:
+    """The fields of a serving Deployment or LeaderWorkerSet that ``commitment_from_workload``
+    reads, for a watch store that keeps views instead of whole objects (no status, env, probes,
+    volumes, managedFields)."""
+    meta: Mapping[str, Any] = workload.get("metadata") or {}
+    spec: Mapping[str, Any] = workload.get("spec") or {}
+    view_meta = {k: meta[k] for k in ("name", "namespace", "labels", "ownerReferences",
+                                      "deletionTimestamp") if k in meta}
+    view_spec: dict[str, Any] = {k: spec[k] for k in ("replicas", "selector") if k in spec}
+    if "template" in spec:
+        view_spec["template"] = _template_view(spec.get("template") or {})
+    group: Mapping[str, Any] = spec.get("leaderWorkerTemplate") or {}
+    if group:
+        view_spec["leaderWorkerTemplate"] = {
+            **({"size": group["size"]} if "size" in group else {}),
+            **{k: _template_view(group[k]) for k in ("leaderTemplate", "workerTemplate")
+               if group.get(k)}}
+    return {"kind": workload.get("kind"), "metadata": view_meta, "spec": view_spec}
+
+
 def commitment_from_deployment(deployment: Mapping[str, Any]) -> Commitment | None:
     """The GPUs a serving Deployment asks for; None when it asks for none or is being deleted."""
     spec: Mapping[str, Any] = deployment.get("spec") or {}

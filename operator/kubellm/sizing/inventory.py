@@ -28,6 +28,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from kubellm.errors import SpecError
+from kubellm.naming import selector_labels
 from kubellm.sizing.catalog import (
     GpuCatalog,
     builtin_gpu_catalog,
@@ -93,6 +94,67 @@ def _used_by_node(pods: Sequence[Mapping[str, Any]]) -> dict[str, int]:
             continue
         used[node] = used.get(node, 0) + pod_gpu_request(pod)
     return used
+
+
+_SERVING_LABELS = frozenset(selector_labels("x"))  # the keys a serving pod's selector uses
+
+
+def node_view(node: Mapping[str, Any]) -> dict[str, Any]:
+    """The fields of a Node that this module and ``commitments`` read (name, labels, cordon,
+    allocatable GPUs, Ready): what a watch store keeps instead of the whole object (~5 % of it).
+    Every node is kept, with or without GPUs, so counts of "nodes skipped" stay the same."""
+    meta: Mapping[str, Any] = node.get("metadata") or {}
+    gpus = (_get(node, "status", "allocatable") or {}).get(GPU_RESOURCE)
+    ready = [
+        {"type": "Ready", "status": c.get("status")}
+        for c in _get(node, "status", "conditions") or ()
+        if isinstance(c, Mapping) and c.get("type") == "Ready"
+    ]
+    view: dict[str, Any] = {
+        "metadata": {"name": meta.get("name"), "labels": dict(meta.get("labels") or {})},
+        "status": {"allocatable": {GPU_RESOURCE: gpus} if gpus is not None else {},
+                   "conditions": ready[:1]},
+    }
+    if _get(node, "spec", "unschedulable"):
+        view["spec"] = {"unschedulable": True}
+    return view
+
+
+def pod_view(pod: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The fields of a Pod that GPU accounting reads (namespace, name, labels, deletion, node,
+    effective GPU request, phase), or None for a pod that neither holds a GPU nor may count as
+    a replica of a kubellm serving workload (``commitments`` counts bound pods by their
+    selector labels): it requests no GPU and lacks those labels, or it has terminated. Both
+    readers skip such pods, so the views answer exactly as the whole objects."""
+    gpus = pod_gpu_request(pod)
+    meta: Mapping[str, Any] = pod.get("metadata") or {}
+    if _get(pod, "status", "phase") in ("Succeeded", "Failed") or (
+            gpus <= 0 and not (meta.get("labels") or {}).keys() >= _SERVING_LABELS):
+        return None
+    view_meta: dict[str, Any] = {"name": meta.get("name"), "namespace": meta.get("namespace"),
+                                 "labels": dict(meta.get("labels") or {})}
+    if meta.get("deletionTimestamp"):
+        view_meta["deletionTimestamp"] = meta["deletionTimestamp"]
+    spec: dict[str, Any] = {"containers": [{"resources": {"requests": {GPU_RESOURCE: gpus}}}]}
+    if _get(pod, "spec", "nodeName"):
+        spec["nodeName"] = _get(pod, "spec", "nodeName")
+    return {"metadata": view_meta, "spec": spec,
+            "status": {"phase": _get(pod, "status", "phase")}}
+
+
+def _offered(node: Mapping[str, Any] | None) -> int:
+    if node is None or _get(node, "spec", "unschedulable") or not _ready(node):
+        return 0
+    return _int((_get(node, "status", "allocatable") or {}).get(GPU_RESOURCE, 0))
+
+
+def gpus_freed(kind: str, old: Mapping[str, Any] | None, new: Mapping[str, Any] | None) -> bool:
+    """Whether a change of a Node or Pod view (``node_view``/``pod_view``; None: absent) can let
+    a deployment waiting for GPUs fit: a bound GPU pod gone or terminated, or a node offering
+    more schedulable GPUs than before (added, Ready again, uncordoned, more allocatable)."""
+    if kind == "Pod":
+        return old is not None and new is None and bool(_get(old, "spec", "nodeName"))
+    return _offered(new) > _offered(old)
 
 
 def inventory_from_nodes(
