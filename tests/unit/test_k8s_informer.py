@@ -256,6 +256,21 @@ def test_the_store_answers_lists_of_all_nodes_only_once_synced() -> None:
     assert before == api.list("v1", "Node")
 
 
+def test_a_selector_informer_answers_only_lists_with_its_selector() -> None:
+    api = FakeCluster()
+    api.put({"kind": "Deployment", "metadata": {"name": "live", "namespace": "ns",
+                                                "labels": {"a": "b"}}})
+    script = Script(lists=[[page([obj("d1", "3")], "3")]], watches=[])
+    informer = Informer("Deployment", script.list_page, script.watch, keep, label_selector="a=b")
+    cache = CachingCluster(api, set(), {"Deployment": informer})  # type: ignore[arg-type]
+    informer.relist()
+    assert cache.list("apps/v1", "Deployment", label_selector="a=b") == [{"name": "d1",
+                                                                           "value": 1}]
+    for args in ((None, None), ("ns", "a=b"), (None, "a=c")):
+        assert cache.list("apps/v1", "Deployment", *args) == api.list("apps/v1", "Deployment",
+                                                                      *args)
+
+
 def test_workload_views_commit_what_the_rendered_workloads_commit() -> None:
     """Every rendered serving workload in the goldens (Deployments, LeaderWorkerSets; nodeSelector,
     affinity, init containers as rendered) commits the same GPUs from its view."""

@@ -61,8 +61,9 @@ class Informer:
 
     def __init__(self, kind: str, list_page: ListPage, watch: Watch,
                  view: Callable[[dict[str, Any]], View | None],
-                 on_change: OnChange | None = None) -> None:
+                 on_change: OnChange | None = None, label_selector: str | None = None) -> None:
         self.kind = kind
+        self.label_selector = label_selector  # what its list/watch select (None: everything)
         self._list_page, self._watch, self._view = list_page, watch, view
         self.on_change = on_change
         self._items: dict[Key, View] = {}
@@ -179,10 +180,13 @@ def _stream(resp: Any) -> Iterator[dict[str, Any]]:
 def client_informer(list_func: Callable[..., Any], kind: str,
                     view: Callable[[dict[str, Any]], View | None],
                     field_selector: str | None = None,
-                    on_change: OnChange | None = None) -> Informer:
+                    on_change: OnChange | None = None,
+                    label_selector: str | None = None) -> Informer:
     """An ``Informer`` over a kubernetes-client list function (``CoreV1Api.list_node``,
-    ``list_pod_for_all_namespaces``), reading raw JSON (no model objects)."""
-    extra = {"field_selector": field_selector} if field_selector else {}
+    ``list_pod_for_all_namespaces``, ``AppsV1Api.list_deployment_for_all_namespaces``), reading
+    raw JSON (no model objects)."""
+    extra = {k: v for k, v in (("field_selector", field_selector),
+                               ("label_selector", label_selector)) if v}
 
     def list_page(token: str | None) -> dict[str, Any]:
         args = {"_continue": token} if token else {}
@@ -203,4 +207,4 @@ def client_informer(list_func: Callable[..., Any], kind: str,
             raise
         return _stream(resp)
 
-    return Informer(kind, list_page, watch, view, on_change)
+    return Informer(kind, list_page, watch, view, on_change, label_selector)

@@ -9,9 +9,10 @@ next reconcile sees what was just written and makes no second write.
 
 Eventual consistency is fine for a level-triggered reconciler: a stale hit can at worst cause one
 redundant (idempotent) server-side apply, and the watch event that follows requeues the object.
-Nodes and Pods (the GPU inventory, read cluster-wide) come from ``informers`` instead
-(``kubellm.k8s.informer``: list once, then watch, trimmed views): ``list`` of such a kind, for all
-namespaces and without a selector, answers from its informer once it has synced.
+Nodes, Pods and kubellm's serving Deployments (the GPU inventory and its commitments, read
+cluster-wide) come from ``informers`` instead (``kubellm.k8s.informer``: list once, then watch,
+trimmed views): ``list`` of such a kind, for all namespaces and with exactly the informer's label
+selector, answers from it once it has synced.
 
 Hand-written because the kubernetes client has no informer for Python; ~80 lines.
 """
@@ -89,8 +90,8 @@ class CachingCluster:
     def list(self, api_version: str, kind: str, namespace: str | None = None,
              label_selector: str | None = None) -> list[dict[str, Any]]:
         informer = self.informers.get(kind)
-        if (informer is not None and namespace is None and label_selector is None
-                and informer.synced.is_set()):
+        if (informer is not None and namespace is None
+                and label_selector == informer.label_selector and informer.synced.is_set()):
             return informer.items()
         return self.cluster.list(api_version, kind, namespace, label_selector)
 

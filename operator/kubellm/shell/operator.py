@@ -76,12 +76,16 @@ class Operator:
     @classmethod
     def connect(cls, config: OperatorConfig, metrics: Metrics,
                 watched_kinds: set[str]) -> Operator:
-        """The real adapters: the kubernetes client behind a watch-fed store, Node and Pod
-        informers for the GPU inventory, the Hub."""
+        """The real adapters: the kubernetes client behind a watch-fed store, Node, Pod and
+        serving-Deployment informers for the GPU inventory and its commitments, the Hub."""
+        from kubernetes import client as k8s_client
+
         from kubellm.k8s import KubeCluster, load_api_client
         from kubellm.k8s.informer import client_informer
         from kubellm.k8s.store import CachingCluster
         from kubellm.modelinfo import FactsResolver
+        from kubellm.naming import SERVING_SELECTOR
+        from kubellm.sizing.commitments import workload_view
         from kubellm.sizing.inventory import node_view, pod_view
 
         api = KubeCluster(load_api_client(config.kubeconfig), on_write=metrics.write)
@@ -89,11 +93,14 @@ class Operator:
             "Node": client_informer(api.core.list_node, "Node", node_view),
             "Pod": client_informer(api.core.list_pod_for_all_namespaces, "Pod", pod_view,
                                    field_selector=LIVE_PODS),
+            "Deployment": client_informer(
+                k8s_client.AppsV1Api(api.api_client).list_deployment_for_all_namespaces,
+                "Deployment", workload_view, label_selector=SERVING_SELECTOR),
         }
         operator = cls(config, metrics, CachingCluster(api, watched_kinds, informers),
                        FactsResolver().resolve)
-        for kind, informer in informers.items():
-            informer.on_change = functools.partial(operator.gpus_changed, kind)
+        for kind in ("Node", "Pod"):  # a serving Deployment shrinks when its owner's plan does
+            informers[kind].on_change = functools.partial(operator.gpus_changed, kind)
         operator.seed()
         return operator
 

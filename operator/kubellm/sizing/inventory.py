@@ -154,7 +154,7 @@ def gpus_freed(kind: str, old: Mapping[str, Any] | None, new: Mapping[str, Any] 
     more schedulable GPUs than before (added, Ready again, uncordoned, more allocatable)."""
     if kind == "Pod":
         return old is not None and new is None and bool(_get(old, "spec", "nodeName"))
-    return _offered(new) > _offered(old)
+    return kind == "Node" and _offered(new) > _offered(old)
 
 
 def inventory_from_nodes(
