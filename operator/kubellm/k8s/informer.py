@@ -1,12 +1,13 @@
 """List-then-watch of one kind, cluster-wide, keeping a trimmed view of each object (an informer).
 
-The GPU inventory needs every Node and every GPU-holding Pod. Listing them on each reconcile (or
-every ``inventory_ttl``) costs the operator and the apiserver in proportion to the cluster: at
-1,000 deployments the Pod LIST alone was most of the operator's CPU. An ``Informer`` lists once
-(paginated), then watches from that list's resourceVersion and applies each event to a store of
-*views*: ``view(obj)`` keeps only the fields the inventory reads (``kubellm.sizing.inventory``
-``node_view``/``pod_view``), or drops the object (``None``: a pod that holds no GPU), so memory
-is a few hundred bytes per GPU pod, not a whole Pod.
+The GPU inventory needs every Node, every GPU-holding Pod and every kubellm serving Deployment.
+Listing them on each reconcile (or every ``inventory_ttl``) costs the operator and the apiserver
+in proportion to the cluster: at 1,000 deployments those LISTs were most of the operator's CPU.
+An ``Informer`` lists once (paginated), then watches from that list's resourceVersion and applies
+each event to a store of *views*: ``view(obj)`` keeps only the fields the inventory reads
+(``kubellm.sizing.inventory`` ``node_view``/``pod_view``, ``kubellm.sizing.commitments``
+``workload_view``), or drops the object (``None``: a pod that holds no GPU), so memory is a few
+hundred bytes per GPU pod, not a whole Pod.
 
 - ``synced`` is set after the first complete list; until then ``items`` must not be taken as
   the cluster's state (``CachingCluster.list`` falls back to a real LIST).

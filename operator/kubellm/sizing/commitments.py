@@ -46,6 +46,7 @@ from kubellm.sizing.catalog import GpuCatalog
 from kubellm.sizing.inventory import (
     GPU_RESOURCE,
     PRODUCT_LABEL,
+    SERVING_LABEL_KEYS,
     _get,
     _int,
     _ready,
@@ -164,8 +165,7 @@ def commitment_from_workload(workload: Mapping[str, Any]) -> Commitment | None:
     size = size if isinstance(size, int) and size > 0 else 1
     template: Mapping[str, Any] = group.get("leaderTemplate") or group.get("workerTemplate") or {}
     labels: Mapping[str, Any] = _get(template, "metadata", "labels") or {}
-    keys = selector_labels("x").keys()
-    match = {k: v for k, v in labels.items() if k in keys}
+    match = {k: v for k, v in labels.items() if k in SERVING_LABEL_KEYS}
     return _commitment(workload, _replicas(spec) * size, template, match)
 
 

@@ -96,7 +96,7 @@ def _used_by_node(pods: Sequence[Mapping[str, Any]]) -> dict[str, int]:
     return used
 
 
-_SERVING_LABELS = frozenset(selector_labels("x"))  # the keys a serving pod's selector uses
+SERVING_LABEL_KEYS = frozenset(selector_labels("x"))  # the keys a serving pod's selector uses
 
 
 def node_view(node: Mapping[str, Any]) -> dict[str, Any]:
@@ -129,7 +129,7 @@ def pod_view(pod: Mapping[str, Any]) -> dict[str, Any] | None:
     gpus = pod_gpu_request(pod)
     meta: Mapping[str, Any] = pod.get("metadata") or {}
     if _get(pod, "status", "phase") in ("Succeeded", "Failed") or (
-            gpus <= 0 and not (meta.get("labels") or {}).keys() >= _SERVING_LABELS):
+            gpus <= 0 and not (meta.get("labels") or {}).keys() >= SERVING_LABEL_KEYS):
         return None
     view_meta: dict[str, Any] = {"name": meta.get("name"), "namespace": meta.get("namespace"),
                                  "labels": dict(meta.get("labels") or {})}
