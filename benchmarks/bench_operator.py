@@ -180,6 +180,16 @@ def converge(observer: Observer, planned: list[Planned], t0: float, timeout: flo
                      float("nan") if left else done - t0, left)
 
 
+def by_trigger(operator: Any) -> dict[str, float]:
+    """Reconciles so far by what started them (the work queue's first trigger of a run)."""
+    out: dict[str, float] = {}
+    for labels, value in operator.samples("kubellm_reconciles_total").items():
+        trigger = labels.split('trigger="', 1)[1].split('"', 1)[0] if 'trigger="' in labels \
+            else "?"
+        out[trigger] = out.get(trigger, 0.0) + value
+    return out
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -284,6 +294,7 @@ def main() -> int:
                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
                 w0, k0, c0 = operator.writes(), kopf_patches(cluster), cpu_seconds(pid)
                 r0 = operator.reconciles()
+                t0 = by_trigger(operator)
                 observer.expect(expected)
                 o0 = create_all(custom, manifests)
                 o = converge(observer, planned, o0, args.timeout)
@@ -292,6 +303,7 @@ def main() -> int:
                 o_kopf = kopf_patches(cluster) - k0
                 o_cpu = cpu_seconds(pid) - c0
                 o_rec = operator.reconciles() - r0
+                o_triggers = {k: v - t0.get(k, 0.0) for k, v in by_trigger(operator).items()}
                 by_kind = operator.samples("kubellm_api_writes_total")
                 events = sum(v for k, v in by_kind.items() if 'kind="Event"' in k)
                 peak_conv = rss_mib(pid)
@@ -321,6 +333,8 @@ def main() -> int:
                     f"{0:10.2f} {events / n:5.2f} / {o_kopf / n:.2f}")
                 row("children equal to the baseline's (hash)", f"{same}/{total}")
                 row("reconciles per deployment", f"{o_rec / n:.2f}")
+                row("  by trigger (per deployment)", ", ".join(
+                    f"{k} {v / n:.2f}" for k, v in sorted(o_triggers.items()) if v))
                 row("operator CPU (convergence)",
                     f"{o_cpu:.1f} s, {o_cpu / n * 1000:.1f} ms per deployment (target <= 15)")
                 row("operator peak RSS (VmHWM)",

@@ -5,14 +5,18 @@ and returns at once. Nothing here reconciles, retries or maps errors: the operat
 queue (``kubellm.shell.workqueue``) owns when a key runs and its backoff, and status explains
 every error. The triggers:
 
-- kopf's create/update/resume of an LLMDeployment: enqueue it (the handler always succeeds, so
-  kopf never retries it and writes no progress annotations for retries);
-- the LLMDeployment watch: the store, and the known deployments with their cache keys; a
-  deletion enqueues it once more (its GPUs are released) and forgets its retries;
+- the LLMDeployment watch: the store, and the known deployments with their cache keys; a new
+  deployment or a change of its spec, labels or annotations enqueues it; a deletion enqueues it
+  once more (its GPUs are released) and forgets its retries. There are no kopf
+  create/update/resume handlers: those are kopf's *state-changing* handlers, and kopf records
+  each handled change in a diff-base annotation — one more patch per object and change, which a
+  level-triggered reconcile does not need;
 - a periodic resync of every known LLMDeployment (``--resync-seconds``), the operator's own
   asyncio loop rather than ``@kopf.timer``, because kopf puts a finalizer on every object that
   has a timer or daemon, and a finalizer blocks ``kubectl delete`` whenever the operator is down;
-- child watchers: a kubellm Deployment/LeaderWorkerSet/Service changing enqueues its owner
+- child watchers (only a change of what the owner reads, ``kubellm.reconcile.childview``: not
+  the echo of the operator's own write, not a Job's start time): a kubellm
+  Deployment/LeaderWorkerSet/Service changing enqueues its owner
   (drift repair, readiness into status; LeaderWorkerSets only while their CRD is installed), a
   serving workload deleted or scaled down wakes the deployments waiting for GPUs; a cache
   Job/PVC changing enqueues every LLMDeployment of that cache;
@@ -21,9 +25,10 @@ every error. The triggers:
 No finalizer is used: serving objects have ownerReferences (the garbage collector removes them),
 shared caches are collected by ``kubellm.reconcile.cachegc``.
 
-Writes kopf itself would make are kept down in ``configure_settings``: progress and diff-base in
-``kubellm.io/`` annotations (never ``status.kopf``, which the CRD does not declare), kopf's own
-events only for warnings and errors, no peering objects (standalone: with several replicas,
+kopf itself writes nothing: only event-watching handlers (no progress or diff-base annotations;
+the storage settings in ``configure_settings`` keep any kopf state out of ``status.kopf``,
+which the CRD does not declare), kopf's own events only for warnings and errors, no peering
+objects (standalone: with several replicas,
 ``kubellm run --leader-elect`` starts kopf only in the holder of a Lease).
 
 ``configure(config, metrics)`` must run before ``kopf.run`` (``kubellm run`` does): kopf calls
@@ -42,6 +47,7 @@ from kubellm import naming
 from kubellm.api.v1alpha1 import GROUP, VERSION
 from kubellm.evaluation.job import COMPONENT_EVALUATION
 from kubellm.metrics import Metrics
+from kubellm.reconcile.childview import is_news
 from kubellm.shell.config import OperatorConfig
 from kubellm.shell.operator import Key, Operator
 
@@ -117,16 +123,6 @@ async def cleanup(**_: Any) -> None:
         _operator = None
 
 
-@kopf.on.resume(GROUP, VERSION, PLURAL)
-@kopf.on.create(GROUP, VERSION, PLURAL)
-@kopf.on.update(GROUP, VERSION, PLURAL)
-async def reconcile_handler(name: str, namespace: str | None, **_: Any) -> None:
-    """create, update and resume: enqueue the same level-triggered reconcile."""
-    if _operator is None:  # kopf resumes only after startup; say so rather than drop it
-        raise kopf.TemporaryError("operator not started yet", delay=1)
-    _operator.enqueue((namespace or "default", name), "kopf")
-
-
 def _observe(op: Operator, event: kopf.RawEvent, resource: kopf.Resource) -> None:
     kind = WATCHED_KINDS.get(resource.plural)
     obj = event.get("object")
@@ -138,7 +134,10 @@ def _observe(op: Operator, event: kopf.RawEvent, resource: kopf.Resource) -> Non
 @kopf.on.event(GROUP, VERSION, PLURAL)
 async def llmd_event(type: str, body: kopf.Body, name: str, namespace: str | None,
                      event: kopf.RawEvent, resource: kopf.Resource, **_: Any) -> None:
-    """Keep the store and the list of known LLMDeployments with their cache keys."""
+    """Keep the store and the known LLMDeployments with their cache keys; a new deployment, or
+    one whose spec, labels or annotations changed, is enqueued (``Operator.deployment_seen``).
+    kopf starts watching only after ``startup`` built the operator, and its initial listing
+    (``type`` None) comes here too: every existing deployment is reconciled on start."""
     op = _operator
     if op is None:
         return
@@ -147,7 +146,7 @@ async def llmd_event(type: str, body: kopf.Body, name: str, namespace: str | Non
     if type == "DELETED":
         op.deployment_deleted(key)
     else:
-        op.deployment_seen(key, body.get("status") or {})
+        op.deployment_seen(key, dict(body))
 
 
 @kopf.on.event(GROUP, VERSION, "licensepolicies")
@@ -177,17 +176,17 @@ async def serving_child_event(type: str, body: kopf.Body, namespace: str | None,
     op = _operator
     if op is None:
         return
+    kind = WATCHED_KINDS[resource.plural]
+    old = op.cluster.cached(kind, body.get("metadata", {}).get("name", ""), namespace)
     freed = False
     if resource.plural in WORKLOAD_PLURALS and type is not None:
-        meta = body.get("metadata", {})
-        old = op.cluster.cached(WATCHED_KINDS[resource.plural], meta.get("name", ""), namespace)
         before = ((old or {}).get("spec") or {}).get("replicas") or 0
         after = (body.get("spec") or {}).get("replicas") or 0
         freed = type == "DELETED" or after < before
     _observe(op, event, resource)
     if freed:
         op.requeue_gpu_waiting("gpus-freed")
-    if type is not None:
+    if type is not None and is_news(kind, old, dict(body), deleted=type == "DELETED"):
         op.owners_changed(_owner_keys(body, namespace or "default"))
 
 
@@ -200,13 +199,16 @@ async def cache_child_event(type: str, body: kopf.Body, namespace: str | None,
     op = _operator
     if op is None:
         return
+    kind = WATCHED_KINDS[resource.plural]
+    old = op.cluster.cached(kind, body.get("metadata", {}).get("name", ""), namespace)
     _observe(op, event, resource)
+    news = type is not None and is_news(kind, old, dict(body), deleted=type == "DELETED")
     namespace = namespace or "default"
     labels = body.get("metadata", {}).get("labels") or {}
     if labels.get(naming.LABEL_COMPONENT) == COMPONENT_EVALUATION:
-        if type is not None:
+        if news:
             op.owners_changed(_owner_keys(body, namespace))
         return
     op.cache_namespaces.add(namespace)  # the initial listing too: caches to collect later
-    if type is not None:
+    if news:
         op.cache_changed(namespace, labels.get(naming.LABEL_CACHE_KEY))

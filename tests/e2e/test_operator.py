@@ -138,6 +138,9 @@ def test_example_becomes_ready_on_the_right_gpus(cluster: Any, ns: str, file: st
     assert status["endpoint"].endswith("/v1")
     assert status["readyReplicas"] >= 1 and status["license"]["allowed"] is True
     assert status["resolvedRevision"] and len(status["resolvedRevision"]) == 40
+    # kopf keeps no state on the object (no diff-base or progress annotations: no kopf patch)
+    assert not [k for k in obj["metadata"].get("annotations") or {}
+                if k.startswith("kubellm.io/")], obj["metadata"].get("annotations")
     pods = serving_pods(cluster, ns, name)
     assert pods, "no serving pods"
     for pod in pods:
@@ -284,6 +287,12 @@ def test_drift_is_repaired(cluster: Any, ns: str) -> None:
     cluster.kubectl("scale", "deployment/qwen-7b", "-n", ns, "--replicas=3")
     wait_until(lambda: get_json(cluster, "deploy", "qwen-7b", "-n", ns)["spec"]["replicas"] == 1,
                30, what="replicas restored to 1")
+    # a Service keeps no generation: a hand edit of its spec is still news to the owner
+    cluster.kubectl("patch", "service", "qwen-7b", "-n", ns, "--type", "json", "-p",
+                    '[{"op": "replace", "path": "/spec/selector/app.kubernetes.io~1instance",'
+                    ' "value": "someone-else"}]')
+    wait_until(lambda: get_json(cluster, "service", "qwen-7b", "-n", ns)["spec"]["selector"][
+        "app.kubernetes.io/instance"] == "qwen-7b", 30, what="service selector restored")
     cluster.kubectl("delete", "service", "qwen-7b", "-n", ns)
     wait_until(lambda: get_json(cluster, "service", "qwen-7b", "-n", ns), 30,
                what="service recreated")

@@ -4,10 +4,12 @@ frozen config built from ``kubellm run``'s flags, metrics."""
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 import kopf
 import pytest
 
+from kubellm.api.v1alpha1 import API_VERSION, GROUP, VERSION
 from kubellm.cli import build_parser
 from kubellm.handlers import configure_settings
 from kubellm.metrics import Metrics
@@ -80,11 +82,13 @@ def test_evaluation_gauges_follow_status_evaluation() -> None:
 
 
 def test_kopf_handlers_only_enqueue(monkeypatch: pytest.MonkeyPatch) -> None:
-    """create/update/resume, a policy change and a child event reach the work queue; nothing
-    reconciles inside a handler (the cluster sees no write, the queue has not run)."""
+    """An LLMDeployment event enqueues a new deployment or a user's change (spec, labels,
+    annotations), never its own status moving; a policy change enqueues every known one;
+    nothing reconciles inside a handler (the cluster sees no write, the queue has not run)."""
     import asyncio
 
     from kubellm import handlers
+    from kubellm.k8s.store import CachingCluster
     from kubellm.shell.operator import Operator
     from support.cluster import FakeCluster
     from support.objects import facts_for, llmd
@@ -92,17 +96,46 @@ def test_kopf_handlers_only_enqueue(monkeypatch: pytest.MonkeyPatch) -> None:
     cluster = FakeCluster()
     for name in ("a", "b"):
         cluster.put(llmd(name))
-    op = Operator(OperatorConfig(), Metrics(), cluster, facts_for)
+    store = CachingCluster(cluster, {"LLMDeployment"})  # type: ignore[arg-type]
+    op = Operator(OperatorConfig(), Metrics(), store, facts_for)
     monkeypatch.setattr(handlers, "_operator", op)
 
     async def main() -> None:
-        await handlers.reconcile_handler(name="a", namespace="team")
-        await handlers.reconcile_handler(name="a", namespace="team")  # deduplicated
-        assert op.queue.waiting() == 1
-        op.deployment_seen(("team", "b"), {})
-        op.deployment_seen(("team", "a"), {})
+        body = cluster.get(API_VERSION, "LLMDeployment", "a", "team")
+        assert body is not None
+        enqueued: list[tuple[str, str]] = []
+        real_enqueue = op.enqueue
+
+        def enqueue(key: tuple[str, str], trigger: str) -> None:
+            enqueued.append((key[1], trigger))
+            real_enqueue(key, trigger)
+
+        monkeypatch.setattr(op, "enqueue", enqueue)
+
+        async def event(type_: str | None, obj: dict[str, Any]) -> None:
+            await handlers.llmd_event(
+                type=type_, body=obj, name=obj["metadata"]["name"], namespace="team",
+                event={"type": type_, "object": obj},
+                resource=kopf.Resource(GROUP, VERSION, handlers.PLURAL))
+
+        await event(None, body)  # the initial listing: reconciled on start
+        await event("MODIFIED", {**body, "status": {"ready": "False"}})  # own status: nothing
+        assert enqueued == [("a", "changed")]
+        edited = {**body, "metadata": {**body["metadata"], "generation": 2}}
+        await event("MODIFIED", {**edited, "status": {"ready": "True"}})  # a spec edit
+        labelled = {**edited, "metadata": {**edited["metadata"], "labels": {"team": "x"}}}
+        await event("MODIFIED", labelled)
+        await event("MODIFIED", labelled)  # the same again: nothing
+        assert enqueued == [("a", "changed")] * 3
+        assert op.queue.waiting() == 1  # deduplicated: one run of "a" to come
+        op.deployment_seen(("team", "b"), cluster.get(API_VERSION, "LLMDeployment", "b", "team")
+                           or {})
+        assert op.queue.waiting() == 2
         await handlers.policy_event(type="MODIFIED", name="corp")
         assert op.queue.waiting() == 2
+        await event("DELETED", labelled)
+        await event(None, labelled)  # back (a relist): enqueued again
+        assert enqueued[-2:] == [("a", "deleted"), ("a", "changed")]
 
     asyncio.run(main())
     assert cluster.writes == [] and op.queue.runs == 0

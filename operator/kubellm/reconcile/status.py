@@ -38,11 +38,11 @@ def job_state(job: dict[str, Any] | None) -> CacheState:
             return "False", reason, f"Job {job['metadata']['name']} failed: {text}"
     if (st.get("succeeded") or 0) >= 1:
         return "True", Reason.DOWNLOADED, f"Job {job['metadata']['name']} completed"
-    active = st.get("active") or 0
+    # Not the count of active pods: it moves 0 -> 1 for every download (a status write and a
+    # reconcile each) and counts a Pending pod as active anyway; failed attempts do matter.
     failed = st.get("failed") or 0
     note = f" ({failed} failed attempt(s), retrying)" if failed else ""
-    return ("False", Reason.DOWNLOADING,
-            f"Job {job['metadata']['name']}: {active} pod(s) active{note}")
+    return ("False", Reason.DOWNLOADING, f"Job {job['metadata']['name']}: downloading{note}")
 
 
 def selector_string(deployment: dict[str, Any]) -> str | None:

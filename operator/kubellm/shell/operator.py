@@ -45,6 +45,14 @@ OTHER_ERROR_DELAY = 30.0  # retry hint of an error that is neither temporary nor
 LIVE_PODS = "status.phase!=Succeeded,status.phase!=Failed"
 
 
+def user_essence(body: dict[str, Any]) -> int:
+    """A fingerprint of what users change on an LLMDeployment: the spec (its generation),
+    labels and annotations; never its status."""
+    meta = body.get("metadata") or {}
+    return hash((meta.get("generation"), tuple(sorted((meta.get("labels") or {}).items())),
+                 tuple(sorted((meta.get("annotations") or {}).items()))))
+
+
 class Operator:
     """One running operator: ``start`` on the loop, ``stop`` at shutdown."""
 
@@ -60,6 +68,7 @@ class Operator:
                                      on_planned=self.note_planned_cache)
         self.collector = CacheCollector(port, config.cache_grace_seconds, time.monotonic)
         self.known: dict[Key, str | None] = {}  # LLMDeployment -> its status.cache.key
+        self.essence: dict[Key, int] = {}  # LLMDeployment -> user_essence of its last event
         # LLMDeployment -> the cache key its latest plan chose, written by reconciles (worker
         # threads) before they read the cache Job, read by cache events (the loop): under a lock
         self.planned: dict[Key, str | None] = {}
@@ -175,11 +184,23 @@ class Operator:
     def requeue_many(self, keys: list[Key], trigger: str) -> None:
         self.queue.add_many(keys, trigger)
 
-    def deployment_seen(self, key: Key, status: dict[str, Any]) -> None:
-        self.known[key] = (status.get("cache") or {}).get("key")
+    def deployment_seen(self, key: Key, body: dict[str, Any]) -> None:
+        """An LLMDeployment from the watch, the initial listing included: remember its cache
+        key, and enqueue it when it is new or what users edit changed (generation, labels,
+        annotations). Its status moving (the operator's own writes) enqueues nothing.
+
+        This replaces kopf's create/update/resume handlers, which cost one diff-base annotation
+        patch per object and change (kopf's state); a level-triggered reconcile needs no
+        record of what it handled last."""
+        self.known[key] = ((body.get("status") or {}).get("cache") or {}).get("key")
+        essence = user_essence(body)
+        if self.essence.get(key) != essence:
+            self.essence[key] = essence
+            self.enqueue(key, "changed")
 
     def deployment_deleted(self, key: Key) -> None:
         self.known.pop(key, None)
+        self.essence.pop(key, None)
         self.note_planned_cache(*key, None)
         self.queue.forget(key)
         self.metrics.observe_status(key, None)

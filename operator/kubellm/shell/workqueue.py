@@ -1,6 +1,6 @@
 """The operator's one work queue: per-key dedup, level-triggered re-runs, retries with backoff.
 
-Every trigger (kopf's create/update/resume, child and policy events, the resync, GPUs freed)
+Every trigger (an LLMDeployment's watch event, child and policy events, the resync, GPUs freed)
 calls ``add``; nothing else runs a reconcile, and nothing else retries one. The semantics are
 client-go's ``workqueue`` (the rate-limited one), on an asyncio loop:
 
