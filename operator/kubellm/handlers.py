@@ -95,6 +95,8 @@ def configure_settings(settings: kopf.OperatorSettings, config: OperatorConfig) 
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
     settings.watching.connect_timeout = 10
+    if config.shard_selector:  # one shard's LLMDeployments only (docs/sharding.md)
+        settings.watching.label_selectors[(GROUP, PLURAL)] = config.shard_selector
     # children: watch only kubellm's own objects, filtered by the apiserver
     for selector in (("apps", "deployments"), ("", "services"), ("batch", "jobs"),
                      ("", "persistentvolumeclaims"), (LWS_GROUP, "leaderworkersets")):

@@ -58,6 +58,7 @@ CACHE_KEY_LEN = 16  # hex characters of a content address (64 bits)
 
 _DNS1035 = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
 _LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
+_LABEL_PREFIX = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")  # a DNS-1123 subdomain
 
 
 def _hash(text: str, length: int = HASH_LEN) -> str:
@@ -75,6 +76,46 @@ def is_dns1035_label(text: str) -> bool:
 
 def is_label_value(text: str) -> bool:
     return len(text) <= MAX_NAME and bool(_LABEL_VALUE.match(text))
+
+
+def is_label_key(text: str) -> bool:
+    """``[prefix/]name``: a DNS-1123 subdomain prefix (<= 253) and a non-empty label-value name."""
+    prefix, _, name = text.rpartition("/")
+    if prefix and (len(prefix) > 253 or not _LABEL_PREFIX.match(prefix)):
+        return False
+    return bool(name) and is_label_value(name)
+
+
+SelectorTerm = tuple[str, str, str]  # (operator: "=", "!=", "exists", "!exists"; key; value)
+_SELECTOR_TERM = re.compile(r"^\s*(!?)\s*([^=!\s]+)\s*(?:(==|=|!=)\s*(\S*))?\s*$")
+
+
+def parse_selector(selector: str) -> tuple[SelectorTerm, ...]:
+    """An equality-based label selector (``k=v``, ``k==v``, ``k!=v``, ``k``, ``!k``,
+    comma-separated) as terms; ``ValueError`` naming the first bad term."""
+    terms: list[SelectorTerm] = []
+    for term in selector.split(","):
+        match = _SELECTOR_TERM.match(term)
+        if match is None or not is_label_key(match.group(2)) or (
+                match.group(1) and match.group(3)) or not is_label_value(match.group(4) or ""):
+            raise ValueError(f"{term.strip()!r} is not a label selector term")
+        bang, key, op, value = match.groups()
+        if op is None:
+            terms.append(("!exists" if bang else "exists", key, ""))
+        else:
+            terms.append(("!=" if op == "!=" else "=", key, value or ""))
+    return tuple(terms)
+
+
+def selector_matches(terms: tuple[SelectorTerm, ...], labels: dict[str, str]) -> bool:
+    """Whether ``labels`` match every term (as the apiserver decides)."""
+    for op, key, value in terms:
+        present = key in labels
+        if ((op == "exists" and not present) or (op == "!exists" and present)
+                or (op == "=" and labels.get(key) != value)
+                or (op == "!=" and present and labels[key] == value)):
+            return False
+    return True
 
 
 def safe_slug(text: str, *, max_length: int = MAX_NAME, prefix: str = "llm") -> str:

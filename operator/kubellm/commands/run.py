@@ -66,6 +66,17 @@ def register(subparsers: Any) -> None:
         "--image", metavar="IMAGE", help="image of the model download Job (default: kubellm's own)"
     )
     add_catalog_flags(parser)
+    shard = parser.add_argument_group(
+        "sharding (several operators, each its own LLMDeployments and GPU nodes: "
+        "docs/sharding.md)")
+    shard.add_argument(
+        "--shard-selector", metavar="SELECTOR",
+        help="reconcile only the LLMDeployments this label selector matches, e.g. "
+        "kubellm.io/shard=a (the apiserver filters the watch; default: all)")
+    shard.add_argument(
+        "--shard-node-selector", metavar="LABEL=VALUE[,...]",
+        help="size and schedule this shard's deployments on these nodes only, e.g. "
+        "pool=a (their pods get it as nodeSelector; a spec asking for other nodes is refused)")
     election = parser.add_argument_group("leader election (several replicas, one reconciling)")
     election.add_argument(
         "--leader-elect", action="store_true",

@@ -61,6 +61,7 @@ from kubellm.reasons import Reason
 from kubellm.reconcile import evaluate, status
 from kubellm.reconcile.ledger import WORKLOAD_KINDS, GpuLedger, Observed
 from kubellm.reconcile.ports import ClusterPort, FactsPort
+from kubellm.reconcile.shard import NodePool, in_node_pool
 from kubellm.reconcile.ttl import TtlCache
 from kubellm.runtimes import lws
 from kubellm.sizing.catalog import GpuCatalog
@@ -82,6 +83,7 @@ class Settings:
     facts_ttl: float = 600.0  # seconds a resolved ModelFacts is reused
     inventory_ttl: float = 2.0  # seconds a Nodes/Pods snapshot is reused across reconciles
     policy_ttl: float = 3.0  # seconds the LicensePolicy list is reused (invalidated on change)
+    node_pool: NodePool = ()  # --shard-node-selector: this shard's GPU nodes (() = all)
 
 
 @dataclass
@@ -233,12 +235,15 @@ class Reconciler:
         old_status = body.get("status") or {}
         old_conditions = [Condition.model_validate(c) for c in old_status.get("conditions") or []]
         generation = meta.get("generation")
+        error: SpecError | None = None
         try:
-            llmd = LLMDeployment.model_validate(body)
+            llmd = in_node_pool(LLMDeployment.model_validate(body), self.settings.node_pool)
         except ValidationError as exc:
             first = exc.errors()[0]
-            field_path = "spec." + ".".join(str(p) for p in first["loc"][1:])
-            error = SpecError(field_path, first["msg"])
+            error = SpecError("spec." + ".".join(str(p) for p in first["loc"][1:]), first["msg"])
+        except SpecError as exc:  # asks for nodes outside this operator shard's pool
+            error = exc
+        if error is not None:
             self._finish(body, out, old_status, old_conditions, generation,
                          status.refused_wants(error.reason, str(error)), {}, error)
             return out

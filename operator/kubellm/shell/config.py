@@ -17,6 +17,7 @@ from pathlib import Path
 
 from kubellm.errors import SpecError
 from kubellm.k8s.leader import DEFAULT_LEASE_NAME
+from kubellm.naming import is_label_key, is_label_value, parse_selector
 from kubellm.reconcile import Settings
 from kubellm.sizing.catalog import GpuCatalog
 
@@ -44,6 +45,7 @@ class OperatorConfig:
     workers: int = 8
     gpu_wait_seconds: float = 30.0  # re-check of a deployment waiting for GPUs (<= resync)
     election: Election | None = None  # None: no leader election (one replica)
+    shard_selector: str | None = None  # --shard-selector: the LLMDeployments of this shard
     verbose: bool = False
     reconcile: Settings = field(default_factory=Settings)
 
@@ -61,6 +63,13 @@ class OperatorConfig:
         if args.leader_elect:
             election = Election(lease_namespace(args.leader_election_namespace, env),
                                 args.leader_election_id or DEFAULT_LEASE_NAME)
+        shard_selector = getattr(args, "shard_selector", None) or None
+        if shard_selector:
+            try:
+                parse_selector(shard_selector)
+            except ValueError as exc:
+                raise SpecError("--shard-selector", str(exc), "use key=value, key!=value, key "
+                                "or !key, comma-separated, e.g. kubellm.io/shard=a") from None
         return cls(
             kubeconfig=kubeconfig,
             namespace=args.namespace,
@@ -70,11 +79,27 @@ class OperatorConfig:
             cache_grace_seconds=args.cache_grace_period,
             workers=args.workers,
             election=election,
+            shard_selector=shard_selector,
             verbose=bool(args.verbose),
             reconcile=Settings(image=args.image, hub_endpoint=env.get("HF_ENDPOINT") or None,
                                runtime_images=tuple(sorted((runtime_images or {}).items())),
-                               gpu_catalog=gpus),
+                               gpu_catalog=gpus,
+                               node_pool=node_pool(getattr(args, "shard_node_selector", None))),
         )
+
+
+def node_pool(text: str | None) -> tuple[tuple[str, str], ...]:
+    """``--shard-node-selector LABEL=VALUE[,...]`` as sorted pairs (() when not given)."""
+    if not text:
+        return ()
+    pairs: dict[str, str] = {}
+    for term in text.split(","):
+        key, sep, value = (part.strip() for part in term.partition("="))
+        if not sep or not is_label_key(key) or not is_label_value(value):
+            raise SpecError("--shard-node-selector", f"{term.strip()!r} is not LABEL=VALUE",
+                            "e.g. --shard-node-selector pool=a,zone=x")
+        pairs[key] = value
+    return tuple(sorted(pairs.items()))
 
 
 def lease_namespace(flag: str | None, environ: Mapping[str, str],

@@ -30,6 +30,7 @@ from typing import Any
 from kubellm.api.v1alpha1 import API_VERSION
 from kubellm.errors import KubellmError, PermanentError, TemporaryError
 from kubellm.metrics import Metrics
+from kubellm.naming import parse_selector, selector_matches
 from kubellm.reasons import Reason
 from kubellm.reconcile import ClusterPort, FactsPort, Outcome, Reconciler
 from kubellm.reconcile.cachegc import CacheCollector
@@ -79,6 +80,7 @@ class Operator:
         self.executor = concurrent.futures.ThreadPoolExecutor(
             max_workers=config.workers, thread_name_prefix="kubellm-reconcile")
         self.queue: WorkQueue[Key] = WorkQueue(self.process, self.executor)
+        self._shard = parse_selector(config.shard_selector) if config.shard_selector else ()
         self._resync: asyncio.Task[None] | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
 
@@ -116,8 +118,8 @@ class Operator:
     def seed(self) -> None:
         """GPUs promised before a restart stay promised (see ``Reconciler.seed``)."""
         try:
-            seeded = self.reconciler.seed(
-                self.cluster.list(API_VERSION, KIND, self.config.namespace))
+            seeded = self.reconciler.seed(self.cluster.list(
+                API_VERSION, KIND, self.config.namespace, self.config.shard_selector))
             log.info("GPU ledger seeded with %d deployment(s) from their status", seeded)
         except KubellmError as exc:
             log.warning("GPU ledger not seeded (%s); first reconciles re-enter it", exc)
@@ -139,7 +141,8 @@ class Operator:
         result = "ok"
         try:
             body = self.cluster.get(API_VERSION, KIND, name, namespace)
-            if body is None or body["metadata"].get("deletionTimestamp"):
+            if body is None or body["metadata"].get("deletionTimestamp") or not self.in_shard(
+                    body):  # gone, going, or relabelled into another operator's shard
                 self.metrics.observe_status(key, None)
                 self.gpu_waiting.discard(key)
                 if self.reconciler.release(namespace, name):
@@ -171,6 +174,12 @@ class Operator:
                      f" error={outcome.error.reason}: {outcome.error}" if outcome.error
                      else "")
         return outcome
+
+    def in_shard(self, body: dict[str, Any]) -> bool:
+        """Whether ``--shard-selector`` (if any) matches the LLMDeployment: a filtered watch
+        reports an object relabelled out of the shard as deleted, but it still exists."""
+        return not self._shard or selector_matches(
+            self._shard, body["metadata"].get("labels") or {})
 
     def threadsafe(self, func: Any, *args: Any) -> None:
         """Run ``func(*args)`` on the event loop (from a reconcile thread, or on the loop)."""

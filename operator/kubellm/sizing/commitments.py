@@ -324,13 +324,24 @@ def reserved_by_node(
     free = _schedulable_free(nodes, _used_by_node(pods))
     bound = _bound_counts(commitments, pods)
     reserved: dict[str, int] = {}
+    names = sorted(free)
+    # the nodes a commitment's pods may land on, once per distinct placement constraint (most
+    # commitments share one: none), not once per replica and node
+    eligible_for: dict[tuple[Any, Any], list[str]] = {}
     for c in sorted(commitments, key=lambda c: c.key):
         unbound = max(0, c.replicas - bound[c.key])
+        if not unbound:
+            continue
+        constraint = (c.node_selector, c.node_terms)
+        eligible = eligible_for.get(constraint)
+        if eligible is None:
+            eligible = [n for n in names if c.matches_node(free[n][1])]
+            eligible_for[constraint] = eligible
+        if not eligible:
+            continue
         for _ in range(unbound):
-            eligible = [(f, n) for n, (f, labels) in sorted(free.items()) if c.matches_node(labels)]
-            if not eligible:
-                break
-            most, node = max(eligible, key=lambda fn: fn[0])  # the first by name among ties
+            node = max(eligible, key=lambda n: free[n][0])  # the first by name among ties
+            most = free[node][0]
             take = min(most, c.gpus_per_replica)
             reserved[node] = reserved.get(node, 0) + take
             free[node] = (most - take, free[node][1])
