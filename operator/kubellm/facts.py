@@ -87,6 +87,20 @@ class WeightFile:
 
 
 @dataclass(frozen=True)
+class Claim:
+    """One result the model card's ``model-index`` claims (as published; not measured here)."""
+
+    benchmark: str  # the dataset's name (or type), e.g. "MMLU", "gsm8k"
+    metric: str  # the metric's name (or type), e.g. "accuracy", "pass@1"
+    value: float
+    task: str | None = None  # e.g. "text-generation"
+    split: str | None = None
+    source: str | None = None  # who reported it, e.g. "Open LLM Leaderboard"
+    url: str | None = None
+    verified: bool = False  # the Hub's "verified" flag (evaluated by Hugging Face)
+
+
+@dataclass(frozen=True)
 class ModelFacts:
     """Everything kubellm knows about one model at one revision."""
 
@@ -103,6 +117,7 @@ class ModelFacts:
     eu_disallowed: bool = False  # card ``extra_gated_eu_disallowed``
     base_models: tuple[BaseModelRef, ...] = ()
     datasets: tuple[str, ...] = ()
+    claims: tuple[Claim, ...] = ()  # the card's model-index results
     architecture: Architecture | None = None
     weight_bytes: int | None = None
     parameters: int | None = None

@@ -8,6 +8,7 @@ LicensePolicy scoped to it.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -211,6 +212,41 @@ def test_two_deployments_share_one_cache(cluster: Any, ns: str) -> None:
     assert len(items(cluster, "jobs", ns)) == 1
     assert len(items(cluster, "pvc", ns)) == 1
     assert items(cluster, "pvc", ns)[0]["metadata"].get("ownerReferences") is None
+
+
+CLAIMS_INDEX = [{"name": "claims-7b", "results": [
+    {"task": {"type": "text-generation", "name": "Text Generation"},
+     "dataset": {"name": "MMLU (5-Shot)", "type": "cais/mmlu", "split": "test"},
+     "metrics": [{"type": "acc", "value": 68.9, "name": "accuracy"}],
+     "source": {"name": "Open LLM Leaderboard",
+                "url": "https://huggingface.co/spaces/open-llm-leaderboard"}}]}]
+
+
+def test_model_card_claims_in_status_and_plan(cluster: Any, ns: str, hub: HubServer,
+                                              tmp_path: Path) -> None:
+    """A card's model-index results reach status.claims and `kubellm plan -o json` alike."""
+    qwen = CATALOGUE["Qwen/Qwen2.5-7B-Instruct"]
+    repo = dataclasses.replace(qwen, repo_id="kubellm-e2e/claims-7b",
+                               card={**qwen.card, "model-index": CLAIMS_INDEX})
+    hub.push(repo)
+    doc = llmd("claims", ns, repo.repo_id, gpu={"type": "NVIDIA-L4"},
+               context={"maxModelLen": 8192})
+    apply_manifest(cluster, doc)
+    claims = wait_ready(cluster, ns, "claims")["status"]["claims"]
+    assert claims == [{"benchmark": "MMLU (5-Shot)", "metric": "accuracy", "value": 68.9,
+                       "task": "Text Generation", "split": "test",
+                       "source": "Open LLM Leaderboard",
+                       "url": "https://huggingface.co/spaces/open-llm-leaderboard",
+                       "verified": False}], claims
+    path = tmp_path / "claims.yaml"
+    path.write_text(yaml.safe_dump_all([policy(f"pol-{ns}", [ns]), doc]))
+    done = subprocess.run(
+        [sys.executable, "-m", "kubellm", "plan", "-f", str(path), "--kubeconfig",
+         cluster.kubeconfig, "-o", "json"], capture_output=True, text=True, check=False,
+        env={**os.environ, "HF_ENDPOINT": hub.endpoint}, timeout=120)
+    reports = json.loads(done.stdout)
+    report = reports[0] if isinstance(reports, list) else reports
+    assert report["model"]["claims"] == claims, done.stderr
 
 
 class _Bumped(FakeRepo):

@@ -171,6 +171,8 @@ def _cluster_inventory(kubeconfig: str, gpus: Any = None) -> ClusterSnapshot:
 
 def build_report(plan: Any) -> dict[str, Any]:
     """The JSON document for one deployment (``-o json``)."""
+    from kubellm.reconcile.status import claims_wire
+
     facts = plan.facts
     lic = plan.license.to_dict() if plan.license is not None else None
     sizing = None
@@ -187,6 +189,7 @@ def build_report(plan: Any) -> dict[str, Any]:
             "sha": facts.sha,
             "source": facts.source,
             "declared": list(facts.declared),
+            "claims": claims_wire(facts),  # the card's model-index, as published
         },
         "license": lic,
         "sizing": sizing,

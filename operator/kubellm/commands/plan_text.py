@@ -11,6 +11,7 @@ from rich.markup import escape
 from rich.table import Table
 
 GREEN, RED, YELLOW = "green", "red", "yellow"
+MAX_CLAIM_LINES = 5  # of the card's model-index claims; -o json has all
 
 
 def render_text(reports: list[dict[str, Any]], inventory: Any, *, show_objects: bool) -> None:
@@ -35,6 +36,14 @@ def _one(console: Console, r: dict[str, Any], inv_source: str, show_objects: boo
             + ")"
         )
     )
+    claims = model.get("claims") or []
+    for claim in claims[:MAX_CLAIM_LINES]:
+        console.print(escape(
+            f"claims   {claim['benchmark']}: {claim['metric']} {claim['value']:g}"
+            + (f"  ({claim['source']})" if claim.get("source") else "")
+            + ("  verified" if claim.get("verified") else "")))
+    if len(claims) > MAX_CLAIM_LINES:
+        console.print(f"claims   ... {len(claims) - MAX_CLAIM_LINES} more (-o json)")
     lic = r.get("license")
     if lic:
         lc = GREEN if lic["decision"] == "Allowed" else YELLOW if lic["allowed"] else RED

@@ -16,7 +16,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from kubellm.facts import Architecture, BaseModelRef, QuantizationConfig, WeightFile
+from kubellm.facts import Architecture, BaseModelRef, Claim, QuantizationConfig, WeightFile
 
 RELATIONS = ("quantized", "finetune", "merge", "adapter")
 MAX_SAFETENSORS_HEADER = 100_000_000  # the safetensors format's own limit
@@ -130,6 +130,66 @@ def datasets_from(card: Mapping[str, Any]) -> tuple[str, ...]:
     raw = card.get("datasets")
     items = [raw] if isinstance(raw, str) else raw if isinstance(raw, list) else []
     return tuple(str(d) for d in items if d)
+
+
+MAX_CLAIMS = 50  # a card's model-index can list hundreds of results; status stays bounded
+MAX_TEXT = 120
+
+
+def _short(value: Any) -> str | None:
+    text = _str(value) if not isinstance(value, int | float) or isinstance(value, bool) else \
+        str(value)
+    return text[:MAX_TEXT] if text else None
+
+
+def _mapping(value: Any) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
+
+
+def _url(value: Any) -> str | None:
+    return value if isinstance(value, str) and value.startswith(("https://", "http://")) \
+        and len(value) <= 2048 else None
+
+
+def claims_from(card: Mapping[str, Any]) -> tuple[Claim, ...]:
+    """The numeric results of the card's ``model-index`` (the Hub's evaluation-results
+    metadata: ``- name, results: [{task, dataset, metrics: [{type, value, name, verified}],
+    source}]``), at most ``MAX_CLAIMS``. Malformed entries and non-numeric values are skipped:
+    a card is user input."""
+    out: list[Claim] = []
+    index = card.get("model-index")
+    for model in index if isinstance(index, list) else []:
+        results = model.get("results") if isinstance(model, Mapping) else None
+        for result in results if isinstance(results, list) else []:
+            if not isinstance(result, Mapping):
+                continue
+            task, data, source = (_mapping(result.get(k)) for k in ("task", "dataset", "source"))
+            benchmark = _short(data.get("name")) or _short(data.get("type"))
+            metrics = result.get("metrics")
+            for metric in metrics if isinstance(metrics, list) else []:
+                if not isinstance(metric, Mapping) or not benchmark:
+                    continue
+                value = metric.get("value")
+                if isinstance(value, str):
+                    try:
+                        value = float(value.strip().rstrip("%"))
+                    except ValueError:
+                        continue
+                if isinstance(value, bool) or not isinstance(value, int | float) or \
+                        value != value or value in (float("inf"), float("-inf")):
+                    continue
+                name = _short(metric.get("name")) or _short(metric.get("type"))
+                if not name:
+                    continue
+                out.append(Claim(
+                    benchmark=benchmark, metric=name, value=float(value),
+                    task=_short(task.get("name")) or _short(task.get("type")),
+                    split=_short(data.get("split")), source=_short(source.get("name")),
+                    url=_url(source.get("url")),
+                    verified=metric.get("verified") is True))
+                if len(out) >= MAX_CLAIMS:
+                    return tuple(out)
+    return tuple(out)
 
 
 def card_tags(card: Mapping[str, Any]) -> list[str]:

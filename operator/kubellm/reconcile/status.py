@@ -10,11 +10,13 @@ when it changed.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from typing import Any
 
 from kubellm import conditions as cond
 from kubellm import naming
+from kubellm.api.v1alpha1 import CardClaim
 from kubellm.facts import ModelFacts
 from kubellm.reasons import Reason
 from kubellm.runtimes import lws
@@ -87,6 +89,12 @@ def to_wire(obj: Any) -> Any:
     return obj
 
 
+def claims_wire(facts: ModelFacts) -> list[dict[str, Any]]:
+    """The card's model-index claims as ``status.claims`` (and ``kubellm plan``) show them."""
+    return [CardClaim(**dataclasses.asdict(c)).model_dump(by_alias=True, exclude_none=True,
+                                                          mode="json") for c in facts.claims]
+
+
 def refused_wants(reason: str, message: str) -> list[cond.Want]:
     return [
         cond.Want(cond.LICENSE_APPROVED, "Unknown", reason, message),
@@ -129,6 +137,7 @@ def status_fields(plan: Any, facts: ModelFacts, pvc: dict[str, Any] | None,
         "sizing": to_wire(plan.sizing),
         "runtime": plan.runtime,
         "resolvedRevision": facts.sha,
+        "claims": claims_wire(facts) or None,
         "gpus": plan.sizing.gpus_per_replica if plan.sizing and plan.sizing.fits else None,
     }
     if pvc is not None or job is not None or plan.cache_key:

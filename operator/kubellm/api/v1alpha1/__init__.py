@@ -74,6 +74,7 @@ from kubellm.api.v1alpha1.serving import (
     runtime_names,
 )
 from kubellm.api.v1alpha1.status import (
+    CardClaim,
     Condition,
     LicenseDecisionStatus,
     LicenseReason,
@@ -91,6 +92,7 @@ __all__ = [
     "VERSION",
     "CacheSpec",
     "CacheStatus",
+    "CardClaim",
     "ChatMessage",
     "ChecksFrom",
     "Condition",

@@ -83,6 +83,19 @@ class SizingStatus(_Model):
     message: str | None = Field(default=None, description="The sizing explained in one sentence.")
 
 
+class CardClaim(_Model):
+    """One result the model card's model-index claims: as published, not measured by kubellm."""
+
+    benchmark: str = Field(description="Benchmark (the dataset's name), e.g. MMLU.")
+    metric: str = Field(description="Metric name, e.g. accuracy, pass@1.")
+    value: float = Field(description="The claimed value, as the card states it.")
+    task: str | None = Field(default=None, description="Task, e.g. Text Generation.")
+    split: str | None = Field(default=None, description="Dataset split.")
+    source: str | None = Field(default=None, description="Who reported it.")
+    url: str | None = Field(default=None, description="Where it was reported.")
+    verified: bool = Field(default=False, description="Verified by Hugging Face.")
+
+
 class LLMDeploymentStatus(_Model):
     """Observed state, written by the operator only."""
 
@@ -100,6 +113,11 @@ class LLMDeploymentStatus(_Model):
     cache: CacheStatus | None = Field(default=None, description="The shared model cache in use.")
     evaluation: EvaluationStatus | None = Field(
         default=None, description="The last evaluation (spec.evaluation)."
+    )
+    claims: list[CardClaim] = Field(
+        default_factory=list, max_length=50,
+        description="What the model card's model-index claims (benchmark results as published, "
+        "at most 50; not measured by kubellm: compare with evaluation).",
     )
     runtime: str | None = Field(
         default=None,
